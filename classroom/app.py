@@ -1,0 +1,129 @@
+"""create_app(settings): the one place that picks backends and wires the application together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import socketio
+from aiohttp import web
+
+from classroom.auth import TokenCodec
+from classroom.config import Settings
+from classroom.db.engine import Database
+from classroom.errors import ServiceUnavailable
+from classroom.http import (
+    METRICS,
+    TOKENS,
+    USERS,
+    auth_middleware,
+    error_middleware,
+    json_response,
+    metrics_middleware,
+)
+from classroom.metrics import CONTENT_TYPE_LATEST, Metrics
+from classroom.signaling.namespace import ClassroomNamespace
+from classroom.users.directory import UserDirectory
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+DB = web.AppKey("db", Database)
+SIO = web.AppKey("sio", socketio.AsyncServer)
+NAMESPACE = web.AppKey("namespace", ClassroomNamespace)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+def create_app(settings: Settings) -> web.Application:
+    if not settings.jwt_secret:
+        raise ValueError("settings.jwt_secret is required")
+    metrics = Metrics()
+    app = web.Application(
+        middlewares=[error_middleware, metrics_middleware(metrics), auth_middleware],
+        client_max_size=1024 * 1024,
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = metrics
+    app[TOKENS] = TokenCodec(settings.jwt_secret)
+    db = Database(settings.database_url)
+    app[DB] = db
+    app[USERS] = UserDirectory(db)
+
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        cors_allowed_origins=settings.allowed_origins or None,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        http_compression=False,
+        compression_threshold=1 << 30,
+        logger=False,
+        engineio_logger=False,
+    )
+    namespace = ClassroomNamespace(app[TOKENS], app[USERS], metrics)
+    sio.register_namespace(namespace)
+    sio.attach(app)
+    app[SIO] = sio
+    app[NAMESPACE] = namespace
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_route)
+    _add_web_client(app)
+
+    app.cleanup_ctx.append(_database_ctx)
+    app.on_shutdown.append(_close_sockets)
+    return app
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[DB].close()
+
+
+async def _close_sockets(app: web.Application) -> None:
+    sio = app[SIO]
+    for sid in list(app[NAMESPACE].identities):
+        await sio.disconnect(sid, namespace=app[NAMESPACE].namespace)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks: dict[str, str] = {}
+    try:
+        await request.app[DB].ping()
+        checks["database"] = "ok"
+    except Exception as exc:
+        log.warning("readiness: database unreachable: %s", exc)
+        checks["database"] = "unreachable"
+    ready = all(value == "ok" for value in checks.values())
+    if not ready:
+        error = ServiceUnavailable(
+            "Not ready: " + ", ".join(k for k, v in checks.items() if v != "ok")
+        )
+        return json_response({"error": error.to_dict(), "checks": checks}, status=503)
+    return json_response({"status": "ready", "checks": checks})
+
+
+async def metrics_route(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _add_web_client(app: web.Application) -> None:
+    if not WEB_DIR.is_dir():
+        return
+    index = WEB_DIR / "index.html"
+
+    async def index_route(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(index)
+
+    app.router.add_get("/", index_route)
+    vendor = WEB_DIR / "node_modules" / "socket.io-client" / "dist"
+    if vendor.is_dir():
+        app.router.add_static("/vendor/socket.io/", vendor)
+    app.router.add_static("/static/", WEB_DIR / "src")

@@ -1,0 +1,96 @@
+"""Identity from JWTs signed by the tutoring platform (HS256, ``CLASSROOM_JWT_SECRET``)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+import jwt
+
+from classroom.errors import Unauthenticated
+
+Role = Literal["tutor", "student", "parent", "admin"]
+ROLES: tuple[Role, ...] = ("tutor", "student", "parent", "admin")
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user_id: str
+    role: Role
+    name: str
+    email: str | None = None
+    children: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class TokenCodec:
+    def __init__(self, secret: str) -> None:
+        if not secret:
+            raise ValueError("a JWT secret is required")
+        self._secret = secret
+
+    def encode(
+        self,
+        sub: str,
+        role: Role,
+        name: str,
+        email: str | None = None,
+        children: list[str] | tuple[str, ...] = (),
+        ttl_seconds: int = 3600,
+    ) -> str:
+        claims: dict[str, Any] = {
+            "sub": sub,
+            "role": role,
+            "name": name,
+            "exp": int(time.time()) + ttl_seconds,
+        }
+        if email:
+            claims["email"] = email
+        if children:
+            claims["children"] = list(children)
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def decode(self, token: object) -> Identity:
+        if not isinstance(token, str) or not token:
+            raise Unauthenticated("A valid access token is required.")
+        try:
+            claims = jwt.decode(
+                token, self._secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]}
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("The access token has expired.") from None
+        except jwt.InvalidSignatureError:
+            raise Unauthenticated("The access token's signature is not valid.") from None
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"The access token is not valid ({exc}).") from None
+        return identity_from_claims(claims)
+
+
+def identity_from_claims(claims: dict[str, Any]) -> Identity:
+    sub, role, name = claims.get("sub"), claims.get("role"), claims.get("name")
+    if not isinstance(sub, str) or not sub or len(sub) > 64:
+        raise Unauthenticated("The access token's 'sub' claim must be a user id (1-64 characters).")
+    if role not in ROLES:
+        raise Unauthenticated(
+            "The access token's 'role' claim must be tutor, student, parent or admin."
+        )
+    if not isinstance(name, str) or not name.strip():
+        raise Unauthenticated("The access token's 'name' claim is required.")
+    email = claims.get("email")
+    if email is not None and not isinstance(email, str):
+        raise Unauthenticated("The access token's 'email' claim must be a string.")
+    children = claims.get("children") or []
+    if not isinstance(children, list) or not all(isinstance(c, str) for c in children):
+        raise Unauthenticated("The access token's 'children' claim must be a list of user ids.")
+    return Identity(
+        user_id=sub,
+        role=cast(Role, role),
+        name=name.strip()[:200],
+        email=email,
+        children=tuple(children) if role == "parent" else (),
+    )

@@ -1,0 +1,110 @@
+"""Settings, read once from the environment (``CLASSROOM_*``) and passed down as a frozen object."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message is one line naming the variable."""
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLASSROOM_", frozen=True, extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./classroom.db"
+    redis_url: str | None = None
+    jwt_secret: str | None = None
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["console", "json"] = "console"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = None
+    # sessions and money
+    default_rate_cents: int = Field(default=0, ge=0)
+    platform_fee_percent: float = Field(default=0, ge=0, le=100)
+    logging_window_hours: int = Field(default=72, ge=1)
+    sweep_interval_seconds: float = Field(default=60, gt=0)
+    # classroom
+    classroom_open_before_minutes: int = Field(default=15, ge=0)
+    classroom_hard_cap_minutes: int = Field(default=30, ge=0)
+    reconnect_grace: float = Field(default=10.0, gt=0)
+    ping_interval: float = Field(default=2.0, gt=0)
+    ping_timeout: float = Field(default=3.0, gt=0)
+    # media
+    ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    turn_secret: str | None = None
+    turn_ttl_seconds: int = Field(default=3600, gt=0)
+    media_enabled: bool = True
+
+    @field_validator("allowed_origins", "ice_servers", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL ({exc})") from None
+        if url.drivername not in SUPPORTED_DRIVERS:
+            raise ValueError(
+                f"driver {url.drivername!r} is not supported; use one of "
+                + ", ".join(SUPPORTED_DRIVERS)
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(require_secret: bool = True, **overrides: object) -> Settings:
+    """Read the environment once, apply flag overrides, and fail with one line on a bad value."""
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        settings = Settings(**clean)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"CLASSROOM_{field.upper()}: {message}") from None
+    if require_secret and not settings.jwt_secret:
+        raise ConfigError("CLASSROOM_JWT_SECRET: required (or run `classroom serve --demo`)")
+    return settings

@@ -1,0 +1,1 @@
+"""The ``/classroom`` Socket.IO namespace: wire schemas and event handlers."""

@@ -1,0 +1,1 @@
+"""Users as the tutoring platform's tokens describe them."""

@@ -1,0 +1,64 @@
+import jwt
+import pytest
+
+from classroom.auth import TokenCodec
+from classroom.errors import Unauthenticated
+
+codec = TokenCodec("secret-" + "y" * 32)
+
+
+def test_round_trip_with_parent_children() -> None:
+    token = codec.encode("p1", "parent", "Pat", "p@example.test", ["s1", "s2"])
+    identity = codec.decode(token)
+    assert identity.user_id == "p1"
+    assert identity.role == "parent"
+    assert identity.children == ("s1", "s2")
+    assert identity.email == "p@example.test"
+
+
+def test_children_only_count_for_parents() -> None:
+    token = jwt.encode(
+        {"sub": "t", "role": "tutor", "name": "T", "exp": 2**40, "children": ["x"]},
+        "secret-" + "y" * 32,
+        algorithm="HS256",
+    )
+    assert codec.decode(token).children == ()
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        (None, "required"),
+        ("", "required"),
+        ("not-a-jwt", "not valid"),
+        (TokenCodec("other-secret-" + "z" * 32).encode("u", "tutor", "U"), "signature"),
+        (codec.encode("u", "tutor", "U", ttl_seconds=-10), "expired"),
+    ],
+)
+def test_refusals_say_why(token: object, message: str) -> None:
+    with pytest.raises(Unauthenticated, match=message):
+        codec.decode(token)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"role": "tutor", "name": "A"},
+        {"sub": "u", "role": "janitor", "name": "A"},
+        {"sub": "u", "role": "tutor"},
+        {"sub": "u", "role": "parent", "name": "A", "children": "s1"},
+        {"sub": "u" * 65, "role": "tutor", "name": "A"},
+    ],
+)
+def test_bad_claims_are_refused(claims: dict[str, object]) -> None:
+    token = jwt.encode({**claims, "exp": 2**40}, "secret-" + "y" * 32, algorithm="HS256")
+    with pytest.raises(Unauthenticated):
+        codec.decode(token)
+
+
+def test_none_algorithm_is_refused() -> None:
+    token = jwt.encode(
+        {"sub": "u", "role": "admin", "name": "A", "exp": 2**40}, None, algorithm="none"
+    )
+    with pytest.raises(Unauthenticated):
+        codec.decode(token)
