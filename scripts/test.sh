@@ -8,8 +8,8 @@ bash scripts/setup.sh --browser
 bash scripts/services.sh
 
 echo "test: ruff"
-.venv/bin/ruff check classroom tests bench
-.venv/bin/ruff format --check classroom tests bench
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 echo "test: mypy --strict classroom"
 .venv/bin/mypy classroom
 echo "test: pytest"
