@@ -23,6 +23,9 @@ from classroom.http import (
     metrics_middleware,
 )
 from classroom.metrics import CONTENT_TYPE_LATEST, Metrics
+from classroom.rooms.attendance import AttendanceLog
+from classroom.rooms.memory import MemoryPresence
+from classroom.rooms.service import RoomService
 from classroom.signaling.namespace import ClassroomNamespace
 from classroom.users.directory import UserDirectory
 
@@ -32,6 +35,7 @@ SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 NAMESPACE = web.AppKey("namespace", ClassroomNamespace)
+ROOMS = web.AppKey("rooms", RoomService)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -50,6 +54,14 @@ def create_app(settings: Settings) -> web.Application:
     db = Database(settings.database_url)
     app[DB] = db
     app[USERS] = UserDirectory(db)
+
+    # The live classroom: presence backend, attendance, the completion gate.
+    presence = MemoryPresence()
+    rooms = RoomService(presence, AttendanceLog(db), metrics, settings.reconnect_grace)
+    app[ROOMS] = rooms
+
+    # Sessions: scheduling, lifecycle, completion, money (classroom/sessions).
+    # (wired here: the service takes `rooms` as its ClassroomGate)
 
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
@@ -86,6 +98,8 @@ async def _close_sockets(app: web.Application) -> None:
     sio = app[SIO]
     for sid in list(app[NAMESPACE].identities):
         await sio.disconnect(sid, namespace=app[NAMESPACE].namespace)
+    await app[ROOMS].close_all_timers()
+    await app[ROOMS].presence.close_store()
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -1,0 +1,1 @@
+"""The live classroom: exact presence, the completion gate, attendance, the room's lifecycle."""

@@ -1,0 +1,49 @@
+"""The presence port. Every method is one atomic operation on one classroom's presence."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from classroom.rooms.model import Change, LeaveReason, Member
+from classroom.sessions.ports import PresenceSnapshot
+
+
+class PresenceStore(Protocol):
+    """Backends: ``MemoryPresence`` (one process) and ``RedisPresence`` (several processes).
+
+    ``connection`` ids are unique across processes. ``deadline`` and ``now`` are wall-clock
+    seconds (``time.time()``) so that every process agrees on them.
+    """
+
+    async def join(self, session_id: str, member: Member, connection: str) -> Change:
+        """Add a connection; raises ``ClassroomClosed`` when the classroom is closed."""
+
+    async def leave(
+        self, session_id: str, user_id: str, connection: str, reason: LeaveReason = "clean"
+    ) -> Change: ...
+
+    async def drop(self, session_id: str, user_id: str, connection: str, deadline: float) -> Change:
+        """An abrupt disconnect: the user is reconnecting until ``deadline``."""
+
+    async def expire(self, session_id: str, now: float) -> Change:
+        """Reconnecting users past their deadline leave with reason ``timeout``."""
+
+    async def remove(self, session_id: str, user_id: str, reason: LeaveReason) -> Change: ...
+
+    async def close_for_completion(self, session_id: str, tutor_id: str) -> Change:
+        """Raises ``ParticipantsRemain`` unless only ``tutor_id`` (or nobody) is in; then closes."""
+
+    async def reopen(self, session_id: str) -> Change: ...
+
+    async def close(self, session_id: str) -> Change:
+        """Everyone leaves with reason ``closed``; the classroom refuses joins from now on."""
+
+    async def snapshot(self, session_id: str) -> PresenceSnapshot: ...
+
+    async def connections_of(self, session_id: str, user_id: str) -> frozenset[str]: ...
+
+    async def rooms(self) -> list[str]:
+        """Session ids of classrooms with anyone in them (for sweeps)."""
+
+    async def close_store(self) -> None:
+        """Release the backend's resources (idempotent)."""

@@ -1,0 +1,184 @@
+"""Classroom use cases: join, leave, drop and expire, the completion gate, closing a classroom.
+
+Each room's changes are serialised (one lock per classroom in this process; the presence backend
+makes each change atomic across processes), recorded in the attendance log, and only then
+announced, so the snapshots a client receives never go backwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+from classroom.errors import ClassroomClosed, ParticipantsRemain
+from classroom.metrics import Metrics
+from classroom.rooms.attendance import AttendanceLog
+from classroom.rooms.model import Change, LeaveReason, Member
+from classroom.rooms.ports import PresenceStore
+from classroom.sessions.ports import PresenceSnapshot
+
+log = logging.getLogger(__name__)
+
+
+class RoomListener(Protocol):
+    """Who hears about room changes after they are recorded (the Socket.IO namespace, media)."""
+
+    async def presence_changed(self, change: Change) -> None: ...
+
+    async def classroom_closed(self, session_id: str, reason: str) -> None: ...
+
+
+class RoomService:
+    """Implements the sessions service's ``ClassroomGate`` on top of a ``PresenceStore``."""
+
+    def __init__(
+        self,
+        presence: PresenceStore,
+        attendance: AttendanceLog,
+        metrics: Metrics,
+        reconnect_grace: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.presence = presence
+        self._attendance = attendance
+        self._metrics = metrics
+        self._grace = reconnect_grace
+        self._clock = clock
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._timers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._listeners: list[RoomListener] = []
+
+    def add_listener(self, listener: RoomListener) -> None:
+        self._listeners.append(listener)
+
+    def _lock(self, session_id: str) -> asyncio.Lock:
+        lock = self._locks.get(session_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[session_id] = lock
+        return lock
+
+    async def _apply(self, session_id: str, operation: Callable[[], Awaitable[Change]]) -> Change:
+        async with self._lock(session_id):
+            change = await operation()
+            if change.changed:
+                await self._after(session_id, change)
+            return change
+
+    async def _after(self, session_id: str, change: Change) -> None:
+        at = datetime.fromtimestamp(self._clock(), UTC)
+        try:
+            await self._attendance.record(session_id, change, at)
+        except Exception:
+            log.exception("attendance not recorded session=%s", session_id)
+        self._metrics.presence_changes.inc()
+        for member, reason in change.left:
+            log.info("left session=%s user=%s reason=%s", session_id, member.user_id, reason)
+        for member in change.joined:
+            log.info("joined session=%s user=%s", session_id, member.user_id)
+        for listener in self._listeners:
+            try:
+                await listener.presence_changed(change)
+            except Exception:
+                log.exception("presence listener failed session=%s", session_id)
+
+    # -- participants --------------------------------------------------------------------------
+    async def join(self, session_id: str, member: Member, connection: str) -> PresenceSnapshot:
+        """Raises ``ClassroomClosed`` when the classroom was closed (completed or capped)."""
+        self._cancel_timer(session_id, member.user_id)
+        change = await self._apply(
+            session_id, lambda: self.presence.join(session_id, member, connection)
+        )
+        return change.snapshot
+
+    async def leave(self, session_id: str, user_id: str, connection: str) -> PresenceSnapshot:
+        change = await self._apply(
+            session_id, lambda: self.presence.leave(session_id, user_id, connection)
+        )
+        return change.snapshot
+
+    async def drop(self, session_id: str, user_id: str, connection: str) -> None:
+        """A connection vanished without a clean close: reconnecting, then gone after the grace."""
+        deadline = self._clock() + self._grace
+        change = await self._apply(
+            session_id, lambda: self.presence.drop(session_id, user_id, connection, deadline)
+        )
+        if change.reconnecting:
+            self._start_timer(session_id, user_id)
+
+    async def remove(self, session_id: str, user_id: str, reason: LeaveReason) -> None:
+        self._cancel_timer(session_id, user_id)
+        await self._apply(session_id, lambda: self.presence.remove(session_id, user_id, reason))
+
+    async def expire(self, session_id: str) -> None:
+        await self._apply(session_id, lambda: self.presence.expire(session_id, self._clock()))
+
+    def _start_timer(self, session_id: str, user_id: str) -> None:
+        self._cancel_timer(session_id, user_id)
+        key = (session_id, user_id)
+        self._timers[key] = asyncio.create_task(self._expire_later(key), name=f"grace:{key}")
+
+    def _cancel_timer(self, session_id: str, user_id: str) -> None:
+        task = self._timers.pop((session_id, user_id), None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _expire_later(self, key: tuple[str, str]) -> None:
+        try:
+            await asyncio.sleep(self._grace)
+            await self.expire(key[0])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("grace expiry failed session=%s user=%s", *key)
+        finally:
+            if self._timers.get(key) is asyncio.current_task():
+                del self._timers[key]
+
+    # -- the completion gate (ClassroomGate) ---------------------------------------------------
+    async def close_for_completion(self, session_id: str, tutor_id: str) -> None:
+        try:
+            await self._apply(
+                session_id, lambda: self.presence.close_for_completion(session_id, tutor_id)
+            )
+        except ParticipantsRemain:
+            self._metrics.gate_refusals.inc()
+            raise
+
+    async def reopen(self, session_id: str) -> None:
+        await self._apply(session_id, lambda: self.presence.reopen(session_id))
+
+    async def snapshot(self, session_id: str) -> PresenceSnapshot:
+        return await self.presence.snapshot(session_id)
+
+    async def completed(self, session_id: str) -> None:
+        """The session was completed: whoever is left (the tutor) leaves and media stops."""
+        self._metrics.completions.inc()
+        await self.close(session_id, "completed")
+
+    async def close(self, session_id: str, reason: str) -> None:
+        """Close the classroom for good (completion, hard cap): everyone out, joins refused."""
+        await self._apply(session_id, lambda: self.presence.close(session_id))
+        for key in [k for k in self._timers if k[0] == session_id]:
+            self._cancel_timer(*key)
+        for listener in self._listeners:
+            try:
+                await listener.classroom_closed(session_id, reason)
+            except Exception:
+                log.exception("close listener failed session=%s", session_id)
+        log.info("classroom closed session=%s reason=%s", session_id, reason)
+
+    async def close_all_timers(self) -> None:
+        tasks = list(self._timers.values())
+        self._timers.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+__all__ = ["ClassroomClosed", "RoomListener", "RoomService"]

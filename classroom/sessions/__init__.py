@@ -1,0 +1,1 @@
+"""Tutoring sessions: scheduling, lifecycle, completion, billing, payout, reviews."""

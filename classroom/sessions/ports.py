@@ -1,0 +1,63 @@
+"""What the sessions service needs from the live classroom. ``classroom.rooms`` implements it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+PresenceStatus = Literal["present", "reconnecting"]
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceEntry:
+    user_id: str
+    name: str
+    role: str
+    status: PresenceStatus
+    media: str | None = None  # media connection detail, e.g. "connected" | "failed" | "stalled"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "user_id": self.user_id,
+            "name": self.name,
+            "role": self.role,
+            "status": self.status,
+        }
+        if self.media is not None:
+            data["media"] = self.media
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceSnapshot:
+    session_id: str
+    version: int
+    participants: tuple[PresenceEntry, ...]
+    closed: bool = False
+
+    def others_than(self, user_id: str) -> tuple[PresenceEntry, ...]:
+        return tuple(p for p in self.participants if p.user_id != user_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "version": self.version,
+            "participants": [p.to_dict() for p in self.participants],
+        }
+
+
+class ClassroomGate(Protocol):
+    """The completion gate and the classroom's presence, as the sessions service sees them."""
+
+    async def close_for_completion(self, session_id: str, tutor_id: str) -> None:
+        """Atomically check that nobody but ``tutor_id`` is present or reconnecting and close the
+        classroom to new joins. Raises ``ParticipantsRemain`` (and closes nothing) otherwise."""
+
+    async def reopen(self, session_id: str) -> None:
+        """Undo ``close_for_completion`` when the completion could not be committed."""
+
+    async def snapshot(self, session_id: str) -> PresenceSnapshot:
+        """The latest presence snapshot (empty, version 0, for a classroom never opened)."""
+
+    async def completed(self, session_id: str) -> None:
+        """Called after a completion is committed: the room is told and its media torn down."""
