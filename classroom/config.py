@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -50,11 +50,57 @@ class Settings(BaseSettings):
     turn_secret: str | None = None
     turn_ttl_seconds: int = Field(default=3600, gt=0)
     media_enabled: bool = True
+    # notifications (classroom/notify): email, calendar, webhooks through the outbox
+    smtp_url: str | None = None
+    mail_from: str = "Classroom <classroom@localhost>"
+    mail_dir: str = "./outbox-mail"
+    webhook_url: str | None = None
+    webhook_secret: str | None = Field(default=None, validate_default=True)
+    outbox_max_attempts: int = Field(default=8, ge=1)
+    outbox_poll_seconds: float = Field(default=5.0, gt=0)
+    outbox_retry_base_seconds: float = Field(default=10.0, gt=0)
+    outbox_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    outbox_lease_seconds: float = Field(default=120.0, gt=0)
+    reminders_minutes: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [1440, 60])
 
-    @field_validator("allowed_origins", "ice_servers", mode="before")
+    @field_validator("allowed_origins", "ice_servers", "reminders_minutes", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("reminders_minutes")
+    @classmethod
+    def _reminders(cls, value: list[int]) -> list[int]:
+        if any(minutes <= 0 for minutes in value):
+            raise ValueError("reminder offsets must be positive minutes, e.g. 1440,60")
+        return sorted(set(value), reverse=True)
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not value.startswith(("smtp://", "smtps://", "smtp+starttls://")):
+            raise ValueError("must start with smtp://, smtp+starttls:// or smtps://")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("webhook_url") and not value:
+            raise ValueError("required when CLASSROOM_WEBHOOK_URL is set")
+        return value or None
 
     @field_validator("log_level", mode="before")
     @classmethod

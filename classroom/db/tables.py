@@ -209,3 +209,45 @@ class Review(Base):
     __table_args__ = (
         UniqueConstraint("session_id", "student_id", name="uq_reviews_session_student"),
     )
+
+
+class OutboxMessage(Base):
+    """One email or webhook, written in the transaction that caused it; delivered by the worker.
+
+    ``status`` is pending until delivered (sent), given up (failed) or withdrawn (cancelled). A
+    pending row with ``leased_until`` in the future is in flight: a worker claimed it.
+    """
+
+    __tablename__ = "outbox"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(16))  # email | webhook
+    topic: Mapped[str] = mapped_column(String(48))  # session.requested, reminder, participant.left
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    session_id: Mapped[str | None] = mapped_column(String(36))
+    subject_id: Mapped[str | None] = mapped_column(String(64))  # the user the message is about
+    recipient: Mapped[str | None] = mapped_column(String(320))  # email address; NULL for webhooks
+    sequence: Mapped[int | None] = mapped_column(Integer)  # per-session order of webhooks
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    deliver_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        UniqueConstraint("session_id", "kind", "sequence", name="uq_outbox_session_kind_sequence"),
+    )
+
+
+class OutboxCounter(Base):
+    """Per-session counters: the last webhook sequence number and the calendar event's SEQUENCE."""
+
+    __tablename__ = "outbox_counters"
+    session_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    webhook_sequence: Mapped[int] = mapped_column(Integer, default=0)
+    calendar_sequence: Mapped[int] = mapped_column(Integer, default=0)
