@@ -86,6 +86,12 @@ class ClassroomClosed(ClassroomError):
     default_message = "The classroom is closed."
 
 
+class NotInClassroom(ClassroomError):
+    code = "not_in_classroom"
+    status = 409
+    default_message = "Join the classroom first."
+
+
 class ClassroomNotOpen(ClassroomError):
     code = "classroom_not_open"
     status = 409
