@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     turn_secret: str | None = None
     turn_ttl_seconds: int = Field(default=3600, gt=0)
     media_enabled: bool = True
+    media_loopback: bool = False
     # notifications (classroom/notify): email, calendar, webhooks through the outbox
     smtp_url: str | None = None
     mail_from: str = "Classroom <classroom@localhost>"
