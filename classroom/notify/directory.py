@@ -1,0 +1,144 @@
+"""Read-only views of the schedule for notifications: a session as ``SessionInfo``, and the
+sessions a user's calendar feed shows. Reads ``sessions``, ``session_participants``,
+``parent_links`` and ``users``; never writes them, never reads the tutor's notes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from classroom.db.tables import OutboxCounter, ParentLink, SessionParticipant, User
+from classroom.db.tables import Session as SessionRow
+from classroom.notify.model import Person, SessionInfo
+
+_COLUMNS = (
+    SessionRow.id,
+    SessionRow.tutor_id,
+    SessionRow.starts_at,
+    SessionRow.duration_minutes,
+    SessionRow.topic,
+    SessionRow.mode,
+    SessionRow.state,
+)
+
+
+async def _people(tx: AsyncSession, ids: set[str]) -> dict[str, tuple[str, str | None]]:
+    if not ids:
+        return {}
+    rows = await tx.execute(select(User.id, User.name, User.email).where(User.id.in_(ids)))
+    return {row.id: (row.name, row.email) for row in rows}
+
+
+async def _build(tx: AsyncSession, query: Select[*tuple[Any, ...]]) -> list[SessionInfo]:
+    sessions = (await tx.execute(query)).all()
+    if not sessions:
+        return []
+    ids = [row.id for row in sessions]
+    participants = (
+        await tx.execute(
+            select(SessionParticipant.session_id, SessionParticipant.student_id)
+            .where(SessionParticipant.session_id.in_(ids), SessionParticipant.removed.is_(False))
+            .order_by(SessionParticipant.session_id, SessionParticipant.student_id)
+        )
+    ).all()
+    students_of: dict[str, list[str]] = {}
+    for session_id, student_id in participants:
+        students_of.setdefault(session_id, []).append(student_id)
+    all_students = {student for _, student in participants}
+    links = (
+        (
+            await tx.execute(
+                select(ParentLink.parent_id, ParentLink.student_id).where(
+                    ParentLink.student_id.in_(all_students)
+                )
+            )
+        ).all()
+        if all_students
+        else []
+    )
+    ids_needed = all_students | {row.tutor_id for row in sessions} | {p for p, _ in links}
+    people = await _people(tx, ids_needed)
+
+    def person(user_id: str, role: str, children: tuple[str, ...] = ()) -> Person:
+        name, email = people.get(user_id, (user_id, None))
+        return Person(user_id, name, email, role, children)
+
+    infos: list[SessionInfo] = []
+    for row in sessions:
+        students = students_of.get(row.id, [])
+        parents: dict[str, list[str]] = {}
+        for parent_id, student_id in links:
+            if student_id in students:
+                parents.setdefault(parent_id, []).append(student_id)
+        infos.append(
+            SessionInfo(
+                id=row.id,
+                tutor=person(row.tutor_id, "tutor"),
+                students=tuple(person(s, "student") for s in students),
+                parents=tuple(
+                    person(p, "parent", tuple(children)) for p, children in sorted(parents.items())
+                ),
+                starts_at=row.starts_at,
+                duration_minutes=row.duration_minutes,
+                topic=row.topic,
+                mode=row.mode,
+                state=row.state,
+            )
+        )
+    return infos
+
+
+async def load_session_info(tx: AsyncSession, session_id: str) -> SessionInfo | None:
+    """The session with its tutor, current students and their linked parents (names, emails)."""
+    found = await _build(tx, select(*_COLUMNS).where(SessionRow.id == session_id))
+    return found[0] if found else None
+
+
+async def sessions_for(
+    tx: AsyncSession,
+    user_id: str,
+    role: str,
+    *,
+    since: datetime,
+    children: Sequence[str] = (),
+    limit: int = 500,
+) -> list[SessionInfo]:
+    """The sessions on this user's calendar from ``since`` on: taught, attended, or (parents)
+    attended by a linked student."""
+    query = select(*_COLUMNS).where(SessionRow.starts_at >= since)
+    if role == "tutor":
+        query = query.where(SessionRow.tutor_id == user_id)
+    else:
+        if role == "parent":
+            linked = set(children) | set(
+                (
+                    await tx.execute(
+                        select(ParentLink.student_id).where(ParentLink.parent_id == user_id)
+                    )
+                ).scalars()
+            )
+        elif role == "student":
+            linked = {user_id}
+        else:
+            return []
+        attended = select(SessionParticipant.session_id).where(
+            SessionParticipant.student_id.in_(linked), SessionParticipant.removed.is_(False)
+        )
+        query = query.where(SessionRow.id.in_(attended))
+    return await _build(tx, query.order_by(SessionRow.starts_at).limit(limit))
+
+
+async def calendar_sequences(tx: AsyncSession, session_ids: Sequence[str]) -> dict[str, int]:
+    if not session_ids:
+        return {}
+    rows = await tx.execute(
+        select(OutboxCounter.session_id, OutboxCounter.calendar_sequence).where(
+            OutboxCounter.session_id.in_(session_ids)
+        )
+    )
+    return {session_id: sequence for session_id, sequence in rows.tuples()}

@@ -1,0 +1,126 @@
+"""Email out: through SMTP (``CLASSROOM_SMTP_URL``), or into a folder of ``.eml`` files.
+
+URL forms: ``smtp://user:pass@host:25`` (STARTTLS when the server offers it),
+``smtp+starttls://...:587`` (STARTTLS required), ``smtps://...:465`` (TLS from the start);
+``?timeout=SECONDS`` optional. With no URL each message becomes ``<time>-<id>.eml`` in
+``CLASSROOM_MAIL_DIR`` plus one log line, so nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+
+from classroom.notify.errors import PermanentDeliveryError
+
+log = logging.getLogger(__name__)
+
+
+class MailTransport(Protocol):
+    async def send(self, message: EmailMessage, message_id: str, created_at: datetime) -> None:
+        """Hand ``message`` over for delivery, or raise."""
+
+
+def build_message(
+    message_id: str, payload: dict[str, Any], mail_from: str, created_at: datetime
+) -> EmailMessage:
+    """The MIME message of an email outbox row: text and HTML alternatives, plus the .ics."""
+    message = EmailMessage()
+    message["From"] = mail_from
+    message["To"] = formataddr((str(payload.get("to_name") or ""), str(payload["to"])))
+    message["Subject"] = str(payload["subject"])
+    message["Date"] = format_datetime(created_at)
+    message["Message-ID"] = f"<{message_id}@classroom>"
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(str(payload["text"]))
+    message.add_alternative(str(payload["html"]), subtype="html")
+    ics = payload.get("ics")
+    if ics:
+        method = str(payload.get("ics_method") or "REQUEST")
+        message.add_attachment(
+            str(ics).encode(),
+            maintype="text",
+            subtype="calendar",
+            filename="invite.ics" if method == "REQUEST" else "cancel.ics",
+            params={"method": method, "charset": "utf-8"},
+        )
+    return message
+
+
+class SmtpTransport:
+    """One SMTP connection per message through aiosmtplib."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps", "smtp+starttls"):
+            raise ValueError(f"unsupported SMTP URL scheme {parts.scheme!r}")
+        query = parse_qs(parts.query)
+        self.host = parts.hostname or "localhost"
+        self.use_tls = parts.scheme == "smtps"
+        self.start_tls: bool | None = True if parts.scheme == "smtp+starttls" else None
+        if self.use_tls:
+            self.start_tls = False
+        self.port = parts.port or (465 if self.use_tls else 587 if self.start_tls else 25)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.timeout = float(query.get("timeout", ["30"])[0])
+
+    async def send(self, message: EmailMessage, message_id: str, created_at: datetime) -> None:
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=self.host,
+                port=self.port,
+                username=self.username,
+                password=self.password,
+                use_tls=self.use_tls,
+                start_tls=self.start_tls,
+                timeout=self.timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            if all(r.code >= 500 for r in exc.recipients):
+                raise PermanentDeliveryError(f"recipient refused: {exc}") from exc
+            raise
+        except aiosmtplib.SMTPDataError as exc:
+            if exc.code >= 500:  # the server rejected this message's content for good
+                raise PermanentDeliveryError(f"SMTP {exc.code}: {exc.message}") from exc
+            raise
+        log.info(
+            "mail %s to %s sent through %s:%s", message_id, message["To"], self.host, self.port
+        )
+
+
+class FolderTransport:
+    """The embedded default: each message written as an .eml file (written whole, then renamed)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+
+    def path_for(self, message_id: str, created_at: datetime) -> Path:
+        return self.folder / f"{created_at:%Y%m%dT%H%M%S}-{message_id}.eml"
+
+    def _write(self, message: EmailMessage, path: Path) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".eml.partial")
+        partial.write_bytes(message.as_bytes())
+        os.replace(partial, path)
+
+    async def send(self, message: EmailMessage, message_id: str, created_at: datetime) -> None:
+        path = self.path_for(message_id, created_at)
+        await asyncio.to_thread(self._write, message, path)
+        log.info(
+            "mail %s to %s (%s) written to %s (no CLASSROOM_SMTP_URL)",
+            message_id,
+            message["To"],
+            message["Subject"],
+            path,
+        )
