@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 TOKENS = web.AppKey("tokens", TokenCodec)
 USERS = web.AppKey("users", UserDirectory)
 METRICS = web.AppKey("metrics", Metrics)
-IDENTITY = "classroom.identity"
+IDENTITY = web.RequestKey("identity", Identity)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
