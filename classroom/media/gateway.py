@@ -166,7 +166,7 @@ class AiortcMediaGateway:
                 "status": peer.status,
                 "connection": peer.pc.connectionState,
                 "publishing": sorted(p.kind for p in peer.live_publications()),
-                "receiving": len([s for s in peer.slots if s.track.source is not None]),
+                "receiving": peer.slots.receiving(),
                 "packets_received": counters.get("packets_received", 0),
                 "bytes_received": counters.get("bytes_received", 0),
                 "packets_forwarded": counters.get("packets_forwarded", 0),

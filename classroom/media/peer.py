@@ -1,10 +1,9 @@
 """One participant's peer connection: negotiation (one writer at a time), publications, slots.
 
 The client publishes with its offers; the server sends the others' tracks on ``sendonly``
-transceivers ("slots") added by server offers. A slot whose publisher left turns ``inactive`` and
-is reused for the next publication of the same kind and codec, so joins and leaves do not grow
-the SDP without bound. Glare: the server is the impolite side, a client offer that crosses a
-pending server offer is refused with that offer attached (see docs/protocol.md).
+transceivers (:mod:`classroom.media.slots`) added by server offers. Glare: the server is the
+impolite side, a client offer that crosses a pending server offer is refused with that offer
+attached (see docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -16,18 +15,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from classroom.errors import InvalidState
-from classroom.media.forwarding import (
-    ForwardedTrack,
-    Publication,
-    hook_keyframe_requests,
-    is_forwardable,
-    negotiated_codec,
-    prefer_codec,
-    same_codec,
-)
+from classroom.media.forwarding import Publication, is_forwardable, negotiated_codec
 from classroom.media.port import (
     InvalidCandidate,
     InvalidSdp,
@@ -39,26 +30,11 @@ from classroom.media.port import (
     WrongConnection,
 )
 from classroom.media.sdp import Description, SdpError, parse_candidate, parse_description
+from classroom.media.slots import Slots
 
 log = logging.getLogger(__name__)
 
 PUBLISHING_DIRECTIONS = ("sendonly", "sendrecv")  # as the client writes them in its offer
-
-
-class Slot:
-    """A server ``sendonly`` transceiver carrying one publication (or none, ``inactive``)."""
-
-    def __init__(self, transceiver: RTCRtpTransceiver, track: ForwardedTrack) -> None:
-        self.transceiver = transceiver
-        self.track = track
-        self.kind = track.kind
-        self.codec: Any | None = None  # known once an answer negotiated it
-        self.publication: Publication | None = None
-
-    def unassign(self) -> None:
-        self.publication = None
-        self.track.detach()
-        self.transceiver.direction = "inactive"
 
 
 class Peer:
@@ -82,7 +58,7 @@ class Peer:
         self.closed = False
         self.resets = 0
         self.publications: dict[str, Publication] = {}
-        self.slots: list[Slot] = []
+        self.slots = Slots()
         self.totals: Counter[str] = Counter()
         self._configuration = configuration
         self._others = others
@@ -108,7 +84,7 @@ class Peer:
                 raise NegotiationGlare(offer=self._description_payload())
             if self.pc.connectionState in ("failed", "closed"):
                 await self._reset(f"new offer on a {self.pc.connectionState} connection")
-            elif self._remote_identity not in (None, description.identity):
+            elif not self._same_client(description):
                 await self._reset("offer from a new client connection")
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
@@ -120,7 +96,8 @@ class Peer:
                     f"The offer could not be applied ({exc or type(exc).__name__}); the media "
                     "connection was reset. Create a new RTCPeerConnection and send a new offer."
                 ) from None
-            self._remote_identity = description.identity
+            if description.fingerprints or self._remote_identity is None:
+                self._remote_identity = description.identity
             answer = self._description_payload()
         self.request_negotiation()
         return answer
@@ -131,7 +108,7 @@ class Peer:
             if self.pc.signalingState != "have-local-offer":
                 raise NoPendingOffer()
             description = await self._parse(sdp, "answer")
-            if description.identity != self._remote_identity:
+            if not self._same_client(description):
                 raise WrongConnection()
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
@@ -141,7 +118,10 @@ class Peer:
                     f"The answer could not be applied ({exc or type(exc).__name__}); the media "
                     "connection was reset. Create a new RTCPeerConnection and send a new offer."
                 ) from None
-            self._activate_slots()
+            if description.fingerprints:
+                self._remote_identity = description.identity
+            if self.slots.activate():
+                self._negotiation_needed = True
             again = self._negotiation_needed
         if again:
             self.request_negotiation()
@@ -164,6 +144,14 @@ class Peer:
             except Exception as exc:  # well-formed but unusable (e.g. after end-of-candidates)
                 log.debug("media: candidate ignored session=%s user=%s: %s", *self._ids, exc)
 
+    def _same_client(self, description: Description) -> bool:
+        """Whether a description comes from the client connection we negotiated with (an
+        offer without media sections, from a client that only receives, tells nothing)."""
+        known = self._remote_identity
+        if known is None or not known[1] or not description.fingerprints:
+            return True
+        return description.identity == known
+
     async def _parse(self, sdp: str, kind: str) -> Description:
         try:
             return parse_description(sdp, kind)
@@ -176,10 +164,9 @@ class Peer:
 
     def _sync_publications(self, description: Description) -> None:
         sections = {section.mid: section for section in description.media}
-        slot_transceivers = {id(slot.transceiver) for slot in self.slots}
         changed = False
         for transceiver in self.pc.getTransceivers():
-            if id(transceiver) in slot_transceivers or transceiver.mid is None:
+            if transceiver.mid is None or self.slots.owns(transceiver):
                 continue
             mid = str(transceiver.mid)
             section = sections.get(mid)
@@ -278,83 +265,11 @@ class Peer:
     def _reconcile(self) -> bool:
         """Assign slots to the others' live publications; True when an offer is needed."""
         wanted = [p for p in self._others(self) if p.codec is not None]
-        wanted_set = set(wanted)
-        changed = False
-        for slot in self.slots:
-            publication = slot.publication
-            if publication is None:
-                continue
-            if publication not in wanted_set or (
-                slot.codec is not None and not same_codec(slot.codec, publication.codec)
-            ):
-                slot.unassign()
-                changed = True
-        assigned = {slot.publication for slot in self.slots}
-        for publication in wanted:
-            if publication in assigned:
-                continue
-            reusable = next((s for s in self.slots if self._reusable(s, publication)), None)
-            if reusable is not None:
-                slot = reusable
-            else:
-                track = ForwardedTrack(publication.kind)
-                transceiver = self.pc.addTransceiver(track, direction="sendonly")
-                prefer_codec(transceiver, publication.codec)
-                hook_keyframe_requests(transceiver.sender, track)
-                slot = Slot(transceiver, track)
-                self.slots.append(slot)
-            slot.transceiver.direction = "sendonly"
-            slot.publication = publication
-            changed = True
-        return changed
-
-    @staticmethod
-    def _reusable(slot: Slot, publication: Publication) -> bool:
-        return (
-            slot.publication is None
-            and slot.kind == publication.kind
-            and slot.codec is not None
-            and same_codec(slot.codec, publication.codec)
-            and slot.track.readyState == "live"
-        )
-
-    def _activate_slots(self) -> None:
-        """After an answer: start forwarding into the slots it negotiated."""
-        for slot in self.slots:
-            if slot.codec is None:
-                slot.codec = negotiated_codec(slot.transceiver)
-            publication = slot.publication
-            if publication is None or slot.track.source is publication:
-                continue
-            if publication.closed or not publication.active:
-                slot.unassign()
-                self._negotiation_needed = True
-            elif slot.codec is None or not same_codec(slot.codec, publication.codec):
-                log.warning(
-                    "media: client refused the codec of a %s track session=%s user=%s",
-                    publication.kind,
-                    *self._ids,
-                )
-                slot.unassign()
-            else:
-                slot.track.attach(publication)
-
-    def tracks(self) -> list[dict[str, Any]]:
-        """Which participant each server-sent transceiver (by ``mid``) carries."""
-        return [
-            {
-                "mid": slot.transceiver.mid,
-                "kind": slot.kind,
-                "user_id": slot.publication.user_id,
-                "name": slot.publication.name,
-            }
-            for slot in self.slots
-            if slot.publication is not None and slot.transceiver.mid is not None
-        ]
+        return self.slots.reconcile(self.pc, wanted)
 
     def _description_payload(self) -> dict[str, Any]:
         local = self.pc.localDescription
-        return {"sdp": local.sdp, "type": local.type, "tracks": self.tracks()}
+        return {"sdp": local.sdp, "type": local.type, "tracks": self.slots.tracks()}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -389,11 +304,7 @@ class Peer:
         had_publications = bool(self.live_publications())
         for publication in list(self.publications.values()):
             self._discard_publication(publication)
-        for slot in self.slots:
-            self.totals["dropped"] += slot.track.dropped
-            self.totals["keyframe_requests_received"] += slot.track.keyframe_requests_received
-            slot.track.stop()
-        self.slots = []
+        self.totals.update(self.slots.stop())
         if notify and had_publications:
             self._on_publications_changed(self)
 
@@ -438,9 +349,7 @@ class Peer:
                 totals[key] += getattr(publication, key)
             for key in ("bytes_forwarded", "keyframes", "keyframe_requests"):
                 totals[key] += getattr(publication, key)
-        for slot in self.slots:
-            totals["dropped"] += slot.track.dropped
-            totals["keyframe_requests_received"] += slot.track.keyframe_requests_received
+        totals.update(self.slots.counters())
         return dict(totals)
 
     def _check_open(self) -> None:

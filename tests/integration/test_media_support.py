@@ -62,14 +62,24 @@ class MediaClient:
     """One participant's browser stand-in: publishes, answers server offers, counts frames."""
 
     def __init__(
-        self, user_id: str, *, video: bool = True, audio: bool = True, video_codec: str = ""
+        self,
+        user_id: str,
+        *,
+        video: bool = True,
+        audio: bool = True,
+        video_codec: str = "",
+        loopback_only: bool = False,
     ) -> None:
         self.user_id = user_id
+        self.loopback_only = loopback_only
+        self.hold_offers = False
+        self.held: list[dict[str, Any]] = []
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.frames: Counter[tuple[str, str]] = Counter()  # (publisher user_id, kind) -> frames
         self.first_frame_at: dict[tuple[str, str], float] = {}
         self.mapping: dict[str, str] = {}  # mid -> publisher user_id
         self.offers_answered = 0
+        self.last_answer_sdp = ""
         self.answer_errors: list[Exception] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._answer: Answerer | None = None
@@ -90,8 +100,11 @@ class MediaClient:
     async def publish(self, offer_to_server: Offerer) -> dict[str, Any]:
         async with self._signal_lock:
             await self.pc.setLocalDescription(await self.pc.createOffer())
-            answer = await offer_to_server(self.pc.localDescription.sdp)
-            await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+            answer = await offer_to_server(self._filter(self.pc.localDescription.sdp))
+            self.last_answer_sdp = answer["sdp"]
+            await self.pc.setRemoteDescription(
+                RTCSessionDescription(self._filter(answer["sdp"]), "answer")
+            )
             self._map(answer)
             return answer
 
@@ -100,20 +113,42 @@ class MediaClient:
 
     async def send(self, event: str, payload: dict[str, Any]) -> None:
         """The gateway's SignalSender for this participant."""
-        if event == "media_offer":
+        if event == "media_offer" and self.hold_offers:
+            self.held.append(payload)
+        elif event == "media_offer":
             self._spawn(self._on_server_offer(payload))
+
+    def release(self) -> None:
+        """Answer the server offers held back so far."""
+        self.hold_offers = False
+        for offer in self.held:
+            self._spawn(self._on_server_offer(offer))
+        self.held = []
 
     async def _on_server_offer(self, offer: dict[str, Any]) -> None:
         assert self._answer is not None
         async with self._signal_lock:
             try:
-                await self.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+                await self.pc.setRemoteDescription(
+                    RTCSessionDescription(self._filter(offer["sdp"]), "offer")
+                )
                 self._map(offer)
                 await self.pc.setLocalDescription(await self.pc.createAnswer())
-                await self._answer(self.pc.localDescription.sdp)
+                await self._answer(self._filter(self.pc.localDescription.sdp))
                 self.offers_answered += 1
             except Exception as exc:
                 self.answer_errors.append(exc)
+
+    def _filter(self, sdp: str) -> str:
+        """With ``loopback_only``, keep only the ICE candidates on 127.0.0.1."""
+        if not self.loopback_only:
+            return sdp
+        lines = sdp.split("\r\n")
+        return "\r\n".join(
+            line
+            for line in lines
+            if not line.startswith("a=candidate:") or line.split()[4] == "127.0.0.1"
+        )
 
     def _map(self, description: dict[str, Any]) -> None:
         self.mapping = {t["mid"]: t["user_id"] for t in description.get("tracks", [])}
@@ -154,7 +189,9 @@ async def until(predicate: Callable[[], bool], timeout: float = 15.0, what: str 
     """Poll ``predicate`` until true, failing after ``timeout`` seconds."""
     try:
         async with asyncio.timeout(timeout):
-            while not predicate():
+            while True:
+                if predicate():
+                    return
                 await asyncio.sleep(0.02)
     except TimeoutError:
-        raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}") from None
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None

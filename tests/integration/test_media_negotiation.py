@@ -1,0 +1,135 @@
+"""Negotiation corner cases and media status, with real aiortc clients over loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiortc import RTCSessionDescription
+
+from classroom.media.gateway import AiortcMediaGateway
+from classroom.media.port import MediaStatus, NegotiationGlare, NoPendingOffer, WrongConnection
+from tests.integration.test_media_gateway import SESSION, Classroom, media_settings, sees_everyone
+from tests.integration.test_media_support import SyntheticCamera, until
+
+StatusCall = tuple[str, str, MediaStatus]
+
+
+@pytest.fixture
+async def statuses() -> list[StatusCall]:
+    return []
+
+
+@pytest.fixture
+async def classroom(statuses: list[StatusCall]) -> AsyncIterator[Classroom]:
+    async def record(session_id: str, user_id: str, status: MediaStatus) -> None:
+        statuses.append((session_id, user_id, status))
+
+    gateway = AiortcMediaGateway(media_settings(reconnect_grace=0.6), on_status_change=record)
+    room = Classroom(gateway)
+    yield room
+    await gateway.close()
+    await room.close()
+
+
+async def test_glare_the_server_keeps_its_offer_and_says_so(classroom: Classroom) -> None:
+    tutor = await classroom.join("tutor")
+    tutor.hold_offers = True
+    student = await classroom.join("student")
+    await until(lambda: len(tutor.held) == 1, 10, "server offer to the tutor")
+    gateway = classroom.gateway
+
+    # the tutor offers at the same moment (e.g. turning on a camera): the server is impolite
+    crossing = await tutor.pc.createOffer()
+    with pytest.raises(NegotiationGlare) as glare:
+        await gateway.handle_offer(SESSION, "tutor", crossing.sdp)
+    pending = glare.value.extra["offer"]
+    assert pending["type"] == "offer" and pending["sdp"] == tutor.held[0]["sdp"]
+    assert pending["tracks"] == tutor.held[0]["tracks"]
+
+    # the polite client answers the server's offer, then offers again: all is well
+    tutor.release()
+    await until(lambda: tutor.offers_answered == 1, 10, "tutor answered")
+    await tutor.publish(lambda sdp: gateway.handle_offer(SESSION, "tutor", sdp))
+    await until(lambda: sees_everyone([tutor, student]), 30, "media after glare")
+    assert not tutor.answer_errors
+
+
+async def test_answers_need_a_pending_offer_from_the_same_connection(
+    classroom: Classroom,
+) -> None:
+    tutor = await classroom.join("tutor")
+    gateway = classroom.gateway
+    answer = tutor.pc.localDescription.sdp
+    with pytest.raises(NoPendingOffer):
+        await gateway.handle_answer(SESSION, "tutor", answer)
+
+    tutor.hold_offers = True
+    await classroom.join("student")
+    await until(lambda: len(tutor.held) == 1, 10, "server offer")
+    other_tab = await classroom.join("other-tab")  # any other RTCPeerConnection
+    await other_tab.pc.setRemoteDescription(RTCSessionDescription(tutor.held[0]["sdp"], "offer"))
+    await other_tab.pc.setLocalDescription(await other_tab.pc.createAnswer())
+    with pytest.raises(WrongConnection):
+        await gateway.handle_answer(SESSION, "tutor", other_tab.pc.localDescription.sdp)
+    assert gateway.stats(SESSION)["tutor"]["resets"] == 0
+
+
+async def test_stalled_media_is_reported_and_recovers(
+    classroom: Classroom, statuses: list[StatusCall]
+) -> None:
+    tutor = await classroom.join("tutor")
+    student = await classroom.join("student")
+    await until(lambda: sees_everyone([tutor, student]), 30, "media")
+    await until(lambda: (SESSION, "tutor", "connected") in statuses, 5, "tutor connected")
+    gateway = classroom.gateway
+
+    senders = tutor.pc.getSenders()
+    for sender in senders:  # the tutor's camera and microphone stop; the connection stays up
+        sender.replaceTrack(None)
+    await until(lambda: gateway.media_status(SESSION, "tutor") == "stalled", 5, "stalled")
+    assert statuses[-1] == (SESSION, "tutor", "stalled")
+    assert gateway.media_status(SESSION, "student") == "connected"
+
+    senders[0].replaceTrack(SyntheticCamera())
+    await until(lambda: gateway.media_status(SESSION, "tutor") == "connected", 5, "recovered")
+    assert statuses[-1] == (SESSION, "tutor", "connected")
+    assert gateway.media_status(SESSION, "nobody") is None
+
+
+async def test_a_lost_client_connection_is_reported_as_failed(
+    classroom: Classroom, statuses: list[StatusCall]
+) -> None:
+    tutor = await classroom.join("tutor")
+    student = await classroom.join("student")
+    await until(lambda: sees_everyone([tutor, student]), 30, "media")
+
+    await student.pc.close()
+    await until(lambda: classroom.gateway.media_status(SESSION, "student") == "failed", 10, "fail")
+    assert (SESSION, "student", "failed") in statuses
+    assert classroom.gateway.media_status(SESSION, "tutor") == "connected"
+
+    # the student comes back with a new connection on the same participant
+    classroom.clients.pop("student")
+    student = await classroom.join("student")
+    await until(lambda: sees_everyone([tutor, student]), 30, "media again")
+    assert classroom.gateway.media_status(SESSION, "student") == "connected"
+
+
+async def test_host_candidates_on_loopback_are_enough(classroom: Classroom) -> None:
+    tutor = await classroom.join("tutor", loopback_only=True)
+    student = await classroom.join("student", loopback_only=True)
+    assert "127.0.0.1" in tutor.last_answer_sdp
+    await until(lambda: sees_everyone([tutor, student]), 30, "media over 127.0.0.1 only")
+
+
+async def test_a_participant_without_camera_still_receives(classroom: Classroom) -> None:
+    tutor = await classroom.join("tutor")
+    viewer = await classroom.join("viewer", video=False, audio=False)
+    await until(
+        lambda: viewer.received("tutor", "video") >= 10 and viewer.received("tutor", "audio") >= 10,
+        30,
+        "media for a participant without camera",
+    )
+    assert classroom.gateway.stats(SESSION)["viewer"]["publishing"] == []
+    assert tutor.mapping == {}
