@@ -150,3 +150,39 @@ class InternalError(ClassroomError):
     code = "internal_error"
     status = 500
     default_message = "Something went wrong on the server."
+
+
+class InvalidDuration(ClassroomError):
+    code = "invalid_duration"
+    status = 422
+    default_message = "A session lasts 5 to 90 minutes, in 5-minute steps."
+
+
+class TooManyOccurrences(ClassroomError):
+    code = "too_many_occurrences"
+    status = 422
+    default_message = "A recurring series has at most 52 sessions."
+
+
+class StartInPast(ClassroomError):
+    code = "start_in_past"
+    status = 422
+    default_message = "A session can only be moved to a time in the future."
+
+
+class NotAStudent(ClassroomError):
+    code = "not_a_student"
+    status = 422
+    default_message = "Sessions are booked with students only."
+
+
+class AlreadyCompleted(ClassroomError):
+    code = "already_completed"
+    status = 409
+    default_message = "The session was already completed with a different time or recap."
+
+
+class AlreadyReviewed(ClassroomError):
+    code = "already_reviewed"
+    status = 409
+    default_message = "You have already reviewed this session."
