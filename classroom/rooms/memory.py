@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from classroom.rooms.model import Change, LeaveReason, Member, RoomState
+from classroom.rooms.ports import DeadConnection
 from classroom.sessions.ports import PresenceSnapshot
 
 
@@ -52,6 +53,29 @@ class MemoryPresence:
 
     async def rooms(self) -> list[str]:
         return [sid for sid, room in self._rooms.items() if room.participants]
+
+    async def due_rooms(self, now: float) -> list[str]:
+        return [
+            sid
+            for sid, room in self._rooms.items()
+            if any(
+                p.status == "reconnecting" and p.deadline is not None and p.deadline <= now
+                for p in room.participants.values()
+            )
+        ]
+
+    # One process: its node never dies while the presence it holds exists.
+    async def heartbeat(self, node_id: str, now: float, ttl: float) -> bool:
+        return True
+
+    async def dead_connections(self, now: float) -> list[DeadConnection]:
+        return []
+
+    async def retire(self, node_id: str, now: float) -> None:
+        return None
+
+    async def ping(self) -> None:
+        return None
 
     async def close_store(self) -> None:
         self._rooms.clear()

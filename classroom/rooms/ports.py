@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from classroom.rooms.model import Change, LeaveReason, Member
 from classroom.sessions.ports import PresenceSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class DeadConnection:
+    """A connection held by a process whose heartbeat stopped (``last_seen``: its last beat)."""
+
+    node_id: str
+    last_seen: float
+    session_id: str
+    user_id: str
+    connection: str
 
 
 class PresenceStore(Protocol):
@@ -44,6 +56,24 @@ class PresenceStore(Protocol):
 
     async def rooms(self) -> list[str]:
         """Session ids of classrooms with anyone in them (for sweeps)."""
+
+    async def due_rooms(self, now: float) -> list[str]:
+        """Session ids of classrooms with a reconnecting user whose deadline is ``<= now``."""
+
+    # -- node liveness: connection ids are ``<node_id>:<sid>``; every process heartbeats ------
+    async def heartbeat(self, node_id: str, now: float, ttl: float) -> bool:
+        """Node ``node_id`` is alive until ``now + ttl``. False when it was already declared
+        dead (fenced): the node must stop using ``node_id`` (its joins are refused)."""
+
+    async def dead_connections(self, now: float) -> list[DeadConnection]:
+        """Atomically declare nodes whose heartbeat expired dead, and list the connections they
+        still hold; a survivor ``drop``s each (the drop script makes each count once)."""
+
+    async def retire(self, node_id: str, now: float) -> None:
+        """A node shutting down: whatever it still holds is left to the survivors to drop."""
+
+    async def ping(self) -> None:
+        """Raises ``ServiceUnavailable`` when the backend cannot be reached."""
 
     async def close_store(self) -> None:
         """Release the backend's resources (idempotent)."""
