@@ -102,14 +102,19 @@ class RoomService:
         )
         return change.snapshot
 
-    async def drop(self, session_id: str, user_id: str, connection: str) -> None:
-        """A connection vanished without a clean close: reconnecting, then gone after the grace."""
-        deadline = self._clock() + self._grace
+    async def drop(
+        self, session_id: str, user_id: str, connection: str, dropped_at: float | None = None
+    ) -> None:
+        """A connection vanished without a clean close: reconnecting, then gone after the grace.
+
+        ``dropped_at`` (wall clock) is when it vanished if earlier than now: the last heartbeat
+        of a dead process, whose connections a surviving process drops."""
+        deadline = (self._clock() if dropped_at is None else dropped_at) + self._grace
         change = await self._apply(
             session_id, lambda: self.presence.drop(session_id, user_id, connection, deadline)
         )
         if change.reconnecting:
-            self._start_timer(session_id, user_id)
+            self._start_timer(session_id, user_id, deadline)
 
     async def remove(self, session_id: str, user_id: str, reason: LeaveReason) -> None:
         self._cancel_timer(session_id, user_id)
@@ -118,19 +123,20 @@ class RoomService:
     async def expire(self, session_id: str) -> None:
         await self._apply(session_id, lambda: self.presence.expire(session_id, self._clock()))
 
-    def _start_timer(self, session_id: str, user_id: str) -> None:
+    def _start_timer(self, session_id: str, user_id: str, deadline: float) -> None:
         self._cancel_timer(session_id, user_id)
         key = (session_id, user_id)
-        self._timers[key] = asyncio.create_task(self._expire_later(key), name=f"grace:{key}")
+        delay = max(0.0, deadline - self._clock())
+        self._timers[key] = asyncio.create_task(self._expire_later(key, delay), name=f"grace:{key}")
 
     def _cancel_timer(self, session_id: str, user_id: str) -> None:
         task = self._timers.pop((session_id, user_id), None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
-    async def _expire_later(self, key: tuple[str, str]) -> None:
+    async def _expire_later(self, key: tuple[str, str], delay: float) -> None:
         try:
-            await asyncio.sleep(self._grace)
+            await asyncio.sleep(delay)
             await self.expire(key[0])
         except asyncio.CancelledError:
             raise
