@@ -141,4 +141,4 @@ async def calendar_sequences(tx: AsyncSession, session_ids: Sequence[str]) -> di
             OutboxCounter.session_id.in_(session_ids)
         )
     )
-    return {session_id: sequence for session_id, sequence in rows.tuples()}
+    return {session_id: sequence for session_id, sequence in rows}

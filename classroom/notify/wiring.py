@@ -25,6 +25,7 @@ from classroom.notify.worker import OutboxWorker, WorkerOptions
 log = logging.getLogger(__name__)
 
 NOTIFIER = web.AppKey("notifier", Notifier)
+OUTBOX_WORKER = web.AppKey("outbox_worker", OutboxWorker)
 
 
 def build_channels(settings: Settings) -> Channels:
@@ -62,11 +63,13 @@ def build_worker(
 
 
 def install_notifications(app: web.Application, settings: Settings, db: Database) -> Notifier:
-    """Create the notifier (``app[NOTIFIER]``) and run the outbox worker with the app."""
+    """Create the notifier (``app[NOTIFIER]``) and run the outbox worker (``app[OUTBOX_WORKER]``)
+    with the app."""
     notifier = Notifier(settings)
     worker = build_worker(db, settings)
     notifier.subscribe(worker.wake)
     app[NOTIFIER] = notifier
+    app[OUTBOX_WORKER] = worker
 
     async def outbox_worker(app: web.Application) -> AsyncIterator[None]:
         worker.start()

@@ -83,6 +83,10 @@ class OutboxWorker:
             self._task = asyncio.create_task(self._run(), name=self.name)
             log.info("%s: started", self.name)
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     def wake(self) -> None:
         """Deliver now rather than at the next poll (called after a commit that enqueued)."""
         self._wake.set()

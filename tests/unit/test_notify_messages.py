@@ -1,0 +1,118 @@
+"""Who gets which email, what it says, and that user values are escaped in HTML."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from classroom.notify import messages
+from classroom.notify.model import InvoiceInfo, Person, SessionInfo
+from classroom.notify.templates import format_when, render
+from classroom.notify.worker import backoff
+
+TUTOR = Person("t1", "Tina Tutor", "tina@example.test", "tutor")
+SARA = Person("s1", "Sara Student", "sara@example.test", "student")
+SID = Person("s2", "Sid Student", "sid@example.test", "student")
+PAULA = Person("p1", "Paula Parent", "paula@example.test", "parent", ("s1",))
+PETE = Person("p2", "Pete Parent", "pete@example.test", "parent", ("s1", "s2"))
+START = datetime(2026, 12, 1, 15, 30, tzinfo=UTC)
+
+
+def session(**changes: object) -> SessionInfo:
+    values: dict[str, object] = {
+        "id": "sess-1",
+        "tutor": TUTOR,
+        "students": (SARA, SID),
+        "parents": (PAULA, PETE),
+        "starts_at": START,
+        "duration_minutes": 60,
+        "topic": "Algebra",
+    }
+    values.update(changes)
+    return SessionInfo(**values)  # type: ignore[arg-type]
+
+
+def test_session_info_has_no_place_for_private_notes() -> None:
+    names = {f.name for f in dataclasses.fields(SessionInfo)}
+    assert "notes" not in names
+    with pytest.raises(ValueError, match="timezone-aware"):
+        session(starts_at=datetime(2026, 12, 1, 15, 30))
+
+
+def test_requested_reaches_students_parents_and_the_tutor_once_each() -> None:
+    out = messages.requested(session())
+    assert [o.person.user_id for o in out] == ["t1", "s1", "s2", "p1", "p2"]
+    assert {o.calendar for o in out} == {"REQUEST"}
+    assert len({o.key for o in out}) == 5
+    by = {o.person.user_id: o.rendered for o in out}
+    assert by["p2"].subject == "New tutoring session request for Sara Student and Sid Student"
+    assert by["p1"].subject == "New tutoring session request for Sara Student"
+    assert "Please accept or decline" in by["s1"].text
+    assert "Tuesday 1 December 2026, 15:30 UTC" in by["s1"].text
+
+
+def test_completion_gives_each_family_only_its_own_invoice() -> None:
+    invoices = [InvoiceInfo("inv-1", "s1", 60, 4500), InvoiceInfo("inv-2", "s2", 60, 10)]
+    out = messages.completed(session(), recap="Recap " * 30, minutes=60, invoices=invoices)
+    by = {o.person.user_id: o.rendered.text for o in out}
+    assert set(by) == {"s1", "s2", "p1", "p2"}  # not the tutor
+    assert "inv-1" in by["s1"] and "inv-2" not in by["s1"] and "45.00 USD" in by["s1"]
+    assert "inv-2" in by["s2"] and "0.10 USD" in by["s2"]
+    assert "inv-1" in by["p1"] and "inv-2" not in by["p1"]
+    assert "inv-1" in by["p2"] and "inv-2" in by["p2"]
+    assert all("Recap Recap" in text for text in by.values())
+
+
+def test_cancellation_keys_and_lateness() -> None:
+    out = messages.cancelled(session(), reason="  ", late=True, by=None)
+    assert {o.calendar for o in out} == {"CANCEL"}
+    text = out[0].rendered.text
+    assert "has been cancelled." in text and "Late cancellation" in text and "Reason" not in text
+
+
+def test_reminder_wording() -> None:
+    assert messages.in_time(1440) == "in 24 hours"
+    assert messages.in_time(2880) == "in 2 days"
+    assert messages.in_time(60) == "in 1 hour"
+    assert messages.in_time(120) == "in 2 hours"
+    assert messages.in_time(15) == "in 15 minutes"
+    [first, *_] = messages.reminder(session(), 60, 2)
+    assert first.rendered.subject == "Reminder: tutoring session in 1 hour"
+    assert first.key == "reminder:sess-1:2:60:t1"
+
+
+def test_html_escapes_every_user_value_and_text_keeps_them() -> None:
+    rendered = render(
+        "session.accepted",
+        recipient="<Tina>",
+        values={"student": "Bob <img src=x onerror=alert(1)>", "when": format_when(START)},
+        details=[("Topic", '"quoted" & <b>bold</b>')],
+    )
+    assert "<img" not in rendered.html and "<b>bold" not in rendered.html
+    assert "Bob &lt;img src=x onerror=alert(1)&gt;" in rendered.html
+    assert "&quot;quoted&quot; &amp; &lt;b&gt;bold&lt;/b&gt;" in rendered.html
+    assert "Hi &lt;Tina&gt;," in rendered.html
+    assert "Bob <img src=x onerror=alert(1)>" in rendered.text
+    assert rendered.subject.startswith("Bob <img src=x onerror=alert(1)> accepted")
+
+
+def test_subjects_are_one_line_even_with_newlines_in_names() -> None:
+    evil = dataclasses.replace(SARA, name="Sara\r\nBcc: everyone@example.test")
+    out = messages.responded(session(), evil, accepted=True, sequence=0)
+    assert "\n" not in out[0].rendered.subject and "\r" not in out[0].rendered.subject
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    delays = [backoff(n, 10, 300, jitter=0) for n in range(1, 8)]
+    assert delays == [10, 20, 40, 80, 160, 300, 300]
+    assert all(10 <= backoff(1, 10, 300) <= 12 for _ in range(50))
+
+
+def test_session_helpers() -> None:
+    s = session()
+    assert s.ends_at == START + timedelta(minutes=60)
+    assert s.parents_of("s2") == (PETE,)
+    assert [p.user_id for p in s.everyone()] == ["t1", "s1", "s2", "p1", "p2"]
+    assert InvoiceInfo("i", "s1", 5, -250, "EUR").amount_text == "-2.50 EUR"
