@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from classroom.db.tables import OutboxCounter, ParentLink, SessionParticipant, User
+from classroom.db.tables import OutboxCounter, ParentLink, Review, SessionParticipant, User
 from classroom.db.tables import Session as SessionRow
 from classroom.notify.model import Person, SessionInfo
 
@@ -142,3 +142,26 @@ async def calendar_sequences(tx: AsyncSession, session_ids: Sequence[str]) -> di
         )
     )
     return {session_id: sequence for session_id, sequence in rows}
+
+
+async def load_person(tx: AsyncSession, user_id: str, role: str) -> Person:
+    """A user as the users table knows them (their id as name when never seen)."""
+    name, email = (await _people(tx, {user_id})).get(user_id, (user_id, None))
+    return Person(user_id, name, email, role)
+
+
+async def load_recap(tx: AsyncSession, session_id: str) -> str | None:
+    """The recap (shared with students and parents; never the private notes)."""
+    found = await tx.execute(select(SessionRow.recap).where(SessionRow.id == session_id))
+    return found.scalar_one_or_none()
+
+
+async def load_review(tx: AsyncSession, session_id: str, student_id: str) -> tuple[int, str | None]:
+    found = (
+        await tx.execute(
+            select(Review.rating, Review.text).where(
+                Review.session_id == session_id, Review.student_id == student_id
+            )
+        )
+    ).one()
+    return found[0], found[1]
