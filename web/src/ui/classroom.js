@@ -1,0 +1,405 @@
+// The online classroom: video tiles, mute controls and the red hang-up control. For the tutor
+// the hang-up opens a menu with Leave call and Log time & leave call; students simply leave.
+
+import { MediaLink, openLocalMedia } from "../media.js";
+import { h, replace } from "./dom.js";
+import { describeError } from "./errors.js";
+import { formatClock, initials } from "./format.js";
+import { openLogTimeDialog } from "./logtime.js";
+import { isTutorOf } from "./session.js";
+import { notice } from "./widgets.js";
+
+const ICONS = {
+  phone: "M3.5 13.5c4.7-4.2 12.3-4.2 17 0l-2.3 2.6-3.3-1.5v-2.3a10 10 0 0 0-5.8 0v2.3l-3.3 1.5z",
+  mic: "M12 3a3 3 0 0 1 3 3v6a3 3 0 0 1-6 0V6a3 3 0 0 1 3-3zm-6 9h2a4 4 0 0 0 8 0h2a6 6 0 0 1-5 5.9V21h-2v-3.1A6 6 0 0 1 6 12z",
+  camera: "M3 7h12v10H3zM15 10l6-3v10l-6-3z",
+};
+
+function icon(name) {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("class", "icon");
+  const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  path.setAttribute("d", ICONS[name]);
+  svg.append(path);
+  return svg;
+}
+
+export async function renderClassroom(app, root, [sessionId], isCurrent) {
+  const { conn, me, api } = app;
+  const detailsHash = `#/sessions/${encodeURIComponent(sessionId)}`;
+  let session = null;
+  let media = null;
+  let joined = false;
+  let leaving = false;
+  let completing = false;
+  let participants = [];
+  let remotes = new Map();
+  let mediaState = "new";
+  const tileCache = new Map(); // user id → its video tile, kept across redraws
+  const joinedAt = Date.now();
+
+  const status = h("p", { class: "call-status", role: "status", "aria-live": "polite" }, "Joining the classroom…");
+  const clock = h("span", { class: "call-clock", "aria-label": "Time in the call" }, "00:00");
+  const title = h("h1", { class: "call-title" }, "Online classroom");
+  const stage = h("section", { class: "stage", "aria-label": "Video" });
+  const alerts = h("div", { class: "call-alerts" });
+  const hangupSlot = h("div", { class: "hangup-slot" });
+  const micButton = h("button", { type: "button", class: "control", "aria-pressed": "false", onclick: () => toggle("audio", micButton) }, icon("mic"), h("span", { class: "control-label" }, "Mute"));
+  const camButton = h("button", { type: "button", class: "control", "aria-pressed": "false", onclick: () => toggle("video", camButton) }, icon("camera"), h("span", { class: "control-label" }, "Stop video"));
+  const controls = h("div", { class: "call-controls", role: "toolbar", "aria-label": "Call controls" }, micButton, camButton);
+
+  const localVideo = h("video", { autoplay: true, playsInline: true, muted: true, class: "tile-video mirrored" });
+  const localTile = h(
+    "figure",
+    { class: "tile tile-local", dataset: { userId: me.userId } },
+    localVideo,
+    h("div", { class: "tile-placeholder", "aria-hidden": "true" }, h("span", { class: "avatar large" }, initials(me.name))),
+    h("figcaption", { class: "tile-caption" }, h("span", { class: "tile-name" }, `${me.name} (you)`), h("span", { class: "tile-badges" })),
+  );
+  localTile.classList.add("no-video");
+
+  replace(
+    root,
+    h(
+      "div",
+      { class: "classroom" },
+      h("header", { class: "call-bar" }, hangupSlot, h("div", { class: "call-heading" }, title, status), clock),
+      alerts,
+      stage,
+      controls,
+    ),
+  );
+  document.body.classList.add("in-call");
+
+  const clockTimer = setInterval(() => {
+    clock.textContent = formatClock((Date.now() - joinedAt) / 1000);
+  }, 1000);
+
+  function showAlert(kind, message) {
+    replace(alerts, notice(kind, message));
+  }
+
+  // -- joining ---------------------------------------------------------------------------------
+  let ack;
+  try {
+    ack = await conn.join(sessionId);
+  } catch (err) {
+    clearInterval(clockTimer);
+    document.body.classList.remove("in-call");
+    if (!isCurrent()) return null;
+    replace(
+      root,
+      h(
+        "section",
+        { class: "card narrow" },
+        h("h1", {}, "You could not join the classroom"),
+        h("p", { role: "alert" }, describeError(err)),
+        h("p", {}, h("a", { class: "btn btn-secondary", href: detailsHash }, "Back to the session")),
+      ),
+    );
+    return null;
+  }
+  joined = true;
+  session = ack.session;
+  const tutor = session ? isTutorOf(session, me) : me.role === "tutor";
+  title.textContent = session?.topic || "Online classroom";
+  participants = conn.presence.get(sessionId)?.participants ?? ack.participants ?? [];
+  replace(hangupSlot, tutor ? tutorHangup() : studentHangup());
+  drawTiles();
+  updateStatus();
+
+  const unsubscribe = [
+    conn.on("presence", (snapshot) => {
+      if (snapshot.session_id !== sessionId) return;
+      participants = snapshot.participants;
+      drawTiles();
+      updateStatus();
+    }),
+    conn.on("classroom_closed", (data) => {
+      if (data?.session_id !== sessionId || leaving || completing) return;
+      joined = false;
+      app.flash = {
+        kind: "info",
+        message:
+          data.reason === "hard_cap"
+            ? "The classroom closed because the session ran past its scheduled end."
+            : "The session was completed and the classroom closed.",
+      };
+      exit();
+    }),
+    conn.on("rejoined", (data) => {
+      if (data.session_id !== sessionId) return;
+      if (data.error) {
+        joined = false;
+        showAlert("error", describeError(data.error));
+        return;
+      }
+      showAlert("success", "You are back in the classroom.");
+      media?.restart();
+    }),
+    conn.on("connection", ({ state }) => {
+      if (state === "down" && joined) showAlert("warning", "Connection lost — reconnecting you to the classroom…");
+    }),
+  ];
+
+  // -- media -----------------------------------------------------------------------------------
+  const local = await openLocalMedia();
+  if (!isCurrent() || leaving) {
+    for (const track of local.stream?.getTracks() ?? []) track.stop();
+  } else {
+    if (!local.stream) {
+      showAlert("warning", "We could not use your camera or microphone. Check the browser's permissions; you can still see and hear the others.");
+      micButton.disabled = true;
+      camButton.disabled = true;
+    } else {
+      localVideo.srcObject = local.stream;
+      const hasVideo = local.stream.getVideoTracks().length > 0;
+      localTile.classList.toggle("no-video", !hasVideo);
+      camButton.disabled = !hasVideo;
+    }
+    media = new MediaLink(conn, { iceServers: ack.ice_servers ?? [], localStream: local.stream });
+    media.addEventListener("remotes", (event) => {
+      remotes = event.detail;
+      drawTiles();
+    });
+    media.addEventListener("state", (event) => {
+      mediaState = event.detail;
+      updateStatus();
+    });
+    media.addEventListener("error", (event) => {
+      showAlert("warning", `Audio and video could not be connected. ${describeError(event.detail)}`);
+    });
+    exposeForTests();
+    media.start().catch(() => {});
+  }
+
+  // -- drawing ---------------------------------------------------------------------------------
+  function drawTiles() {
+    const others = participants.filter((p) => p.user_id !== me.userId);
+    const seen = new Set();
+    const tiles = [localTile];
+    for (const p of others) {
+      seen.add(p.user_id);
+      tiles.push(remoteTile(p.user_id, p.name, p));
+    }
+    // Media can arrive a moment before presence says who it is.
+    for (const [userId, remote] of remotes) {
+      if (!seen.has(userId)) tiles.push(remoteTile(userId, remote.name, null));
+    }
+    stage.dataset.count = String(tiles.length);
+    for (const old of [...stage.children]) if (!tiles.includes(old)) old.remove();
+    tiles.forEach((tile, i) => {
+      if (stage.children[i] !== tile) stage.insertBefore(tile, stage.children[i] ?? null);
+    });
+    if (others.length === 0) {
+      stage.append(
+        h("div", { class: "tile tile-waiting" }, h("p", {}, tutor ? "Waiting for your student to join…" : "Waiting for your tutor to join…")),
+      );
+    }
+  }
+
+  function remoteTile(userId, name, presence) {
+    let entry = tileCache.get(userId);
+    if (!entry) {
+      const video = h("video", { autoplay: true, playsInline: true, class: "tile-video" });
+      const badges = h("span", { class: "tile-badges" });
+      const nameEl = h("span", { class: "tile-name" });
+      const avatar = h("span", { class: "avatar large" });
+      const el = h(
+        "figure",
+        { class: "tile tile-remote no-video", dataset: { userId } },
+        video,
+        h("div", { class: "tile-placeholder", "aria-hidden": "true" }, avatar),
+        h("figcaption", { class: "tile-caption" }, nameEl, badges),
+      );
+      video.addEventListener("playing", () => el.classList.remove("no-video"));
+      entry = { el, video, badges, nameEl, avatar, stream: null };
+      tileCache.set(userId, entry);
+    }
+    entry.nameEl.textContent = name || userId;
+    entry.avatar.textContent = initials(name);
+    const remote = remotes.get(userId);
+    if (remote && entry.stream !== remote.stream) {
+      entry.stream = remote.stream;
+      entry.video.srcObject = remote.stream;
+      entry.video.play().catch(() => {});
+    } else if (!remote && entry.stream) {
+      entry.stream = null;
+      entry.video.srcObject = null;
+      entry.el.classList.add("no-video");
+    }
+    const badges = [];
+    if (presence?.status === "reconnecting") badges.push(h("span", { class: "badge badge-reconnecting" }, "Reconnecting…"));
+    if (presence?.media === "failed" || presence?.media === "stalled") badges.push(h("span", { class: "badge badge-warning" }, "Video interrupted"));
+    if (!presence) badges.push(h("span", { class: "badge badge-neutral" }, "Left"));
+    replace(entry.badges, badges);
+    entry.el.dataset.status = presence?.status ?? "gone";
+    entry.el.setAttribute("aria-label", `${name || userId}${presence?.status === "reconnecting" ? ", reconnecting" : ""}`);
+    return entry.el;
+  }
+
+  function updateStatus() {
+    const others = participants.filter((p) => p.user_id !== me.userId);
+    let text;
+    if (!others.length) text = "You are the only one here.";
+    else {
+      const names = others.map((p) => (p.status === "reconnecting" ? `${p.name} (reconnecting)` : p.name));
+      text = `In the call with ${names.join(", ")}.`;
+    }
+    if (mediaState === "connecting" || mediaState === "new") text += " Connecting audio and video…";
+    if (mediaState === "failed") text += " The video connection failed; retrying…";
+    status.textContent = text;
+  }
+
+  function toggle(kind, button) {
+    const off = button.getAttribute("aria-pressed") !== "true";
+    button.setAttribute("aria-pressed", String(off));
+    media?.setEnabled(kind, !off);
+    const label = button.querySelector(".control-label");
+    if (kind === "audio") label.textContent = off ? "Unmute" : "Mute";
+    else {
+      label.textContent = off ? "Start video" : "Stop video";
+      localTile.classList.toggle("video-off", off);
+    }
+    const badges = localTile.querySelector(".tile-badges");
+    const micOff = micButton.getAttribute("aria-pressed") === "true";
+    const camOff = camButton.getAttribute("aria-pressed") === "true";
+    replace(badges, micOff ? h("span", { class: "badge badge-neutral" }, "Muted") : null, camOff ? h("span", { class: "badge badge-neutral" }, "Camera off") : null);
+  }
+
+  // -- the red hang-up control -----------------------------------------------------------------
+  function studentHangup() {
+    return h("button", { type: "button", class: "hangup", onclick: leaveCall }, icon("phone"), h("span", {}, "Leave call"));
+  }
+
+  function tutorHangup() {
+    const button = h("button", { type: "button", class: "hangup", id: "hangup-button", "aria-haspopup": "menu", "aria-expanded": "false", "aria-controls": "hangup-menu" }, icon("phone"), h("span", {}, "Leave"));
+    const items = [
+      h("button", { type: "button", role: "menuitem", tabindex: "-1", class: "menu-item", onclick: () => { closeMenu(); leaveCall(); } }, h("strong", {}, "Leave call"), h("span", { class: "muted small" }, "Complete the session later from its details page")),
+      h("button", { type: "button", role: "menuitem", tabindex: "-1", class: "menu-item", onclick: () => { closeMenu(); logTimeAndLeave(); } }, h("strong", {}, "Log time & leave call"), h("span", { class: "muted small" }, "Log the time and recap now; completes the session")),
+    ];
+    const menu = h("div", { class: "menu", role: "menu", id: "hangup-menu", "aria-labelledby": "hangup-button", hidden: true }, items);
+    const wrapper = h("div", { class: "menu-wrapper" }, button, menu);
+
+    function openMenu() {
+      menu.hidden = false;
+      button.setAttribute("aria-expanded", "true");
+      items[0].focus();
+      document.addEventListener("pointerdown", outside, true);
+    }
+    function closeMenu({ focus = false } = {}) {
+      menu.hidden = true;
+      button.setAttribute("aria-expanded", "false");
+      document.removeEventListener("pointerdown", outside, true);
+      if (focus) button.focus();
+    }
+    function outside(event) {
+      if (!wrapper.contains(event.target)) closeMenu();
+    }
+    button.addEventListener("click", () => (menu.hidden ? openMenu() : closeMenu()));
+    button.addEventListener("keydown", (event) => {
+      if (event.key === "ArrowDown") {
+        event.preventDefault();
+        openMenu();
+      }
+    });
+    menu.addEventListener("keydown", (event) => {
+      const i = items.indexOf(document.activeElement);
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        event.preventDefault();
+        const next = (i + (event.key === "ArrowDown" ? 1 : items.length - 1)) % items.length;
+        items[next].focus();
+      } else if (event.key === "Escape") {
+        event.preventDefault();
+        closeMenu({ focus: true });
+      } else if (event.key === "Tab") {
+        closeMenu();
+      }
+    });
+    return wrapper;
+  }
+
+  async function leaveCall() {
+    if (leaving) return;
+    leaving = true;
+    status.textContent = "Leaving the call…";
+    try {
+      const result = await conn.leaveCall();
+      joined = false;
+      if (tutor) {
+        app.flash = result.can_complete
+          ? { kind: "success", message: "You left the call. You can now complete the session." }
+          : { kind: "info", message: "You left the call. Complete Session becomes available once everyone else has left." };
+      }
+    } catch (err) {
+      joined = false;
+      app.flash = { kind: "warning", message: describeError(err) };
+    }
+    exit();
+  }
+
+  async function logTimeAndLeave() {
+    let suggested = null;
+    let overlapNote = null;
+    try {
+      const fresh = await api.getSession(sessionId);
+      suggested = fresh.attendance?.suggested_minutes ?? null;
+      if (suggested) overlapNote = "Pre-selected from the time you and your student have been in the classroom together.";
+    } catch {
+      // The pop-up still works without a suggestion.
+    }
+    const result = await openLogTimeDialog({
+      title: "Log time & leave call",
+      submitLabel: "Log time & leave call",
+      suggestedMinutes: suggested,
+      overlapNote,
+      submit: async (minutes, recap) => {
+        completing = true;
+        try {
+          return await conn.logTimeAndLeave(minutes, recap);
+        } catch (err) {
+          completing = false;
+          throw err;
+        }
+      },
+    });
+    if (!result || leaving) return;
+    leaving = true;
+    joined = false;
+    app.flash = { kind: "success", message: "Time logged and session completed. The invoice has been sent." };
+    exit();
+  }
+
+  function exit() {
+    leaving = true;
+    app.navigate(detailsHash);
+  }
+
+  function exposeForTests() {
+    // For automated checks and support: what this page receives, from getStats().
+    window.classroomMedia = {
+      videoStats: () => (media ? media.videoStats() : Promise.resolve([])),
+      connectionState: () => media?.pc?.connectionState ?? "closed",
+    };
+  }
+
+  return async () => {
+    clearInterval(clockTimer);
+    document.body.classList.remove("in-call");
+    for (const off of unsubscribe) off();
+    for (const dialog of document.querySelectorAll("dialog.dialog-logtime")) dialog.close();
+    if (joined) {
+      joined = false;
+      try {
+        await conn.leaveCall();
+      } catch {
+        // Leaving anyway: a disconnect also counts as leaving after the grace period.
+      }
+    }
+    media?.close();
+    media = null;
+    delete window.classroomMedia;
+  };
+}
