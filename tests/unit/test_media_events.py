@@ -50,9 +50,11 @@ class RecordingGateway:
     ) -> None:
         self._record("candidate", session_id, user_id, candidate)
 
-    async def close_participant(self, session_id: str, user_id: str) -> None: ...
+    async def close_participant(self, session_id: str, user_id: str) -> None:
+        self._record("close_participant", session_id, user_id)
 
-    async def close_room(self, session_id: str) -> None: ...
+    async def close_room(self, session_id: str) -> None:
+        self._record("close_room", session_id)
 
     def stats(self, session_id: str) -> dict[str, dict[str, Any]]:
         return {}
