@@ -63,7 +63,12 @@ function start() {
   replace(
     whoami,
     h("span", { class: "avatar", "aria-hidden": "true" }, me.name.slice(0, 1).toUpperCase() || "?"),
-    h("span", { class: "whoami-text" }, h("span", { class: "whoami-name" }, me.name), h("span", { class: "whoami-role" }, me.role)),
+    h(
+      "span",
+      { class: "whoami-text" },
+      h("span", { class: "whoami-name" }, me.name),
+      h("span", { class: "whoami-role" }, me.role),
+    ),
   );
 
   const api = new Api(token);
@@ -86,6 +91,10 @@ function start() {
   });
   // Closing or leaving the tab is a clean leave (docs/protocol.md, Presence).
   addEventListener("pagehide", () => conn.disconnect());
+  // A page restored from the back/forward cache has no connection left: start afresh.
+  addEventListener("pageshow", (event) => {
+    if (event.persisted) location.reload();
+  });
 
   const app = { me, api, conn, toast, navigate, root };
   let cleanup = null;
@@ -126,7 +135,13 @@ function start() {
       document.body.classList.remove("in-call");
       replace(
         container,
-        h("section", { class: "card narrow" }, h("h1", { tabindex: "-1" }, "Something went wrong"), h("p", { role: "alert" }, describeError(err)), h("p", {}, h("a", { href: "#/sessions" }, "Back to sessions"))),
+        h(
+          "section",
+          { class: "card narrow" },
+          h("h1", { tabindex: "-1" }, "Something went wrong"),
+          h("p", { role: "alert" }, describeError(err)),
+          h("p", {}, h("a", { href: "#/sessions" }, "Back to sessions")),
+        ),
       );
     }
     if (!isCurrent()) {

@@ -19,7 +19,10 @@ export const MEDIA_EVENTS = {
 /** Ask for camera and microphone; fall back to microphone only, then to nothing. */
 export async function openLocalMedia() {
   const attempts = [
-    { audio: true, video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 24 } } },
+    {
+      audio: true,
+      video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 24 } },
+    },
     { audio: true, video: false },
   ];
   let lastError = null;
@@ -53,7 +56,9 @@ export class MediaLink extends EventTarget {
     this.lastServerOffer = null;
     this.closed = false;
     this.restarts = 0;
-    this.offAll = [conn.on(MEDIA_EVENTS.offer, (offer) => this._enqueue(() => this._answerServer(offer)))];
+    this.offAll = [
+      conn.on(MEDIA_EVENTS.offer, (offer) => this._enqueue(() => this._answerServer(offer))),
+    ];
   }
 
   /** Open the peer connection and publish the local tracks. */

@@ -187,7 +187,9 @@ export class ClassroomConnection {
     this.handlers = new Map();
     this.everConnected = false;
     this.socket.on("connect", () => this._connected());
-    this.socket.on("disconnect", (reason) => this._emitLocal("connection", { state: "down", reason }));
+    this.socket.on("disconnect", (reason) =>
+      this._emitLocal("connection", { state: "down", reason }),
+    );
     this.socket.on("connect_error", (err) => {
       const data = err && err.data;
       if (data && data.code) {
@@ -216,7 +218,16 @@ export class ClassroomConnection {
   on(event, handler) {
     if (!this.handlers.has(event)) {
       this.handlers.set(event, new Set());
-      if (!["presence", "can_complete", "classroom_closed", "connection", "auth_error", "rejoined"].includes(event)) {
+      if (
+        ![
+          "presence",
+          "can_complete",
+          "classroom_closed",
+          "connection",
+          "auth_error",
+          "rejoined",
+        ].includes(event)
+      ) {
         this.socket.on(event, (data) => this._emitLocal(event, data));
       }
     }

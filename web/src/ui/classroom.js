@@ -10,7 +10,7 @@ import { isTutorOf } from "./session.js";
 import { notice } from "./widgets.js";
 
 const ICONS = {
-  phone: "M3.5 13.5c4.7-4.2 12.3-4.2 17 0l-2.3 2.6-3.3-1.5v-2.3a10 10 0 0 0-5.8 0v2.3l-3.3 1.5z",
+  phone: "M1.5 12.8c5.8-5.4 15.2-5.4 21 0l-2.7 3.3-4.3-1.7v-2.9a11.5 11.5 0 0 0-7 0v2.9l-4.3 1.7z",
   mic: "M12 3a3 3 0 0 1 3 3v6a3 3 0 0 1-6 0V6a3 3 0 0 1 3-3zm-6 9h2a4 4 0 0 0 8 0h2a6 6 0 0 1-5 5.9V21h-2v-3.1A6 6 0 0 1 6 12z",
   camera: "M3 7h12v10H3zM15 10l6-3v10l-6-3z",
 };
@@ -40,23 +40,70 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
   const tileCache = new Map(); // user id → its video tile, kept across redraws
   const joinedAt = Date.now();
 
-  const status = h("p", { class: "call-status", role: "status", "aria-live": "polite" }, "Joining the classroom…");
-  const clock = h("span", { class: "call-clock", "aria-label": "Time in the call" }, "00:00");
+  const status = h(
+    "p",
+    { class: "call-status", role: "status", "aria-live": "polite" },
+    "Joining the classroom…",
+  );
+  const clock = h(
+    "span",
+    { class: "call-clock", role: "timer", "aria-label": "Time in the call" },
+    "00:00",
+  );
   const title = h("h1", { class: "call-title" }, "Online classroom");
   const stage = h("section", { class: "stage", "aria-label": "Video" });
   const alerts = h("div", { class: "call-alerts" });
   const hangupSlot = h("div", { class: "hangup-slot" });
-  const micButton = h("button", { type: "button", class: "control", "aria-pressed": "false", onclick: () => toggle("audio", micButton) }, icon("mic"), h("span", { class: "control-label" }, "Mute"));
-  const camButton = h("button", { type: "button", class: "control", "aria-pressed": "false", onclick: () => toggle("video", camButton) }, icon("camera"), h("span", { class: "control-label" }, "Stop video"));
-  const controls = h("div", { class: "call-controls", role: "toolbar", "aria-label": "Call controls" }, micButton, camButton);
+  const micButton = h(
+    "button",
+    {
+      type: "button",
+      class: "control",
+      "aria-pressed": "false",
+      onclick: () => toggle("audio", micButton),
+    },
+    icon("mic"),
+    h("span", { class: "control-label" }, "Mute"),
+  );
+  const camButton = h(
+    "button",
+    {
+      type: "button",
+      class: "control",
+      "aria-pressed": "false",
+      onclick: () => toggle("video", camButton),
+    },
+    icon("camera"),
+    h("span", { class: "control-label" }, "Stop video"),
+  );
+  const controls = h(
+    "div",
+    { class: "call-controls", role: "toolbar", "aria-label": "Call controls" },
+    micButton,
+    camButton,
+  );
 
-  const localVideo = h("video", { autoplay: true, playsInline: true, muted: true, class: "tile-video mirrored" });
+  const localVideo = h("video", {
+    autoplay: true,
+    playsInline: true,
+    muted: true,
+    class: "tile-video mirrored",
+  });
   const localTile = h(
     "figure",
     { class: "tile tile-local", dataset: { userId: me.userId } },
     localVideo,
-    h("div", { class: "tile-placeholder", "aria-hidden": "true" }, h("span", { class: "avatar large" }, initials(me.name))),
-    h("figcaption", { class: "tile-caption" }, h("span", { class: "tile-name" }, `${me.name} (you)`), h("span", { class: "tile-badges" })),
+    h(
+      "div",
+      { class: "tile-placeholder", "aria-hidden": "true" },
+      h("span", { class: "avatar large" }, initials(me.name)),
+    ),
+    h(
+      "figcaption",
+      { class: "tile-caption" },
+      h("span", { class: "tile-name" }, `${me.name} (you)`),
+      h("span", { class: "tile-badges" }),
+    ),
   );
   localTile.classList.add("no-video");
 
@@ -65,7 +112,13 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
     h(
       "div",
       { class: "classroom" },
-      h("header", { class: "call-bar" }, hangupSlot, h("div", { class: "call-heading" }, title, status), clock),
+      h(
+        "header",
+        { class: "call-bar" },
+        hangupSlot,
+        h("div", { class: "call-heading" }, title, status),
+        clock,
+      ),
       alerts,
       stage,
       controls,
@@ -96,7 +149,11 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
         { class: "card narrow" },
         h("h1", {}, "You could not join the classroom"),
         h("p", { role: "alert" }, describeError(err)),
-        h("p", {}, h("a", { class: "btn btn-secondary", href: detailsHash }, "Back to the session")),
+        h(
+          "p",
+          {},
+          h("a", { class: "btn btn-secondary", href: detailsHash }, "Back to the session"),
+        ),
       ),
     );
     return null;
@@ -140,7 +197,8 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
       media?.restart();
     }),
     conn.on("connection", ({ state }) => {
-      if (state === "down" && joined) showAlert("warning", "Connection lost — reconnecting you to the classroom…");
+      if (state === "down" && joined)
+        showAlert("warning", "Connection lost — reconnecting you to the classroom…");
     }),
   ];
 
@@ -150,7 +208,10 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
     for (const track of local.stream?.getTracks() ?? []) track.stop();
   } else {
     if (!local.stream) {
-      showAlert("warning", "We could not use your camera or microphone. Check the browser's permissions; you can still see and hear the others.");
+      showAlert(
+        "warning",
+        "We could not use your camera or microphone. Check the browser's permissions; you can still see and hear the others.",
+      );
       micButton.disabled = true;
       camButton.disabled = true;
     } else {
@@ -169,7 +230,12 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
       updateStatus();
     });
     media.addEventListener("error", (event) => {
-      showAlert("warning", `Audio and video could not be connected. ${describeError(event.detail)}`);
+      if (event.detail?.name !== "ServerError")
+        console.warn("audio/video negotiation failed:", event.detail);
+      showAlert(
+        "warning",
+        `Audio and video could not be connected. ${describeError(event.detail)}`,
+      );
     });
     exposeForTests();
     media.start().catch(() => {});
@@ -195,7 +261,15 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
     });
     if (others.length === 0) {
       stage.append(
-        h("div", { class: "tile tile-waiting" }, h("p", {}, tutor ? "Waiting for your student to join…" : "Waiting for your tutor to join…")),
+        h(
+          "div",
+          { class: "tile tile-waiting" },
+          h(
+            "p",
+            {},
+            tutor ? "Waiting for your student to join…" : "Waiting for your tutor to join…",
+          ),
+        ),
       );
     }
   }
@@ -231,12 +305,17 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
       entry.el.classList.add("no-video");
     }
     const badges = [];
-    if (presence?.status === "reconnecting") badges.push(h("span", { class: "badge badge-reconnecting" }, "Reconnecting…"));
-    if (presence?.media === "failed" || presence?.media === "stalled") badges.push(h("span", { class: "badge badge-warning" }, "Video interrupted"));
+    if (presence?.status === "reconnecting")
+      badges.push(h("span", { class: "badge badge-reconnecting" }, "Reconnecting…"));
+    if (presence?.media === "failed" || presence?.media === "stalled")
+      badges.push(h("span", { class: "badge badge-warning" }, "Video interrupted"));
     if (!presence) badges.push(h("span", { class: "badge badge-neutral" }, "Left"));
     replace(entry.badges, badges);
     entry.el.dataset.status = presence?.status ?? "gone";
-    entry.el.setAttribute("aria-label", `${name || userId}${presence?.status === "reconnecting" ? ", reconnecting" : ""}`);
+    entry.el.setAttribute(
+      "aria-label",
+      `${name || userId}${presence?.status === "reconnecting" ? ", reconnecting" : ""}`,
+    );
     return entry.el;
   }
 
@@ -245,7 +324,9 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
     let text;
     if (!others.length) text = "You are the only one here.";
     else {
-      const names = others.map((p) => (p.status === "reconnecting" ? `${p.name} (reconnecting)` : p.name));
+      const names = others.map((p) =>
+        p.status === "reconnecting" ? `${p.name} (reconnecting)` : p.name,
+      );
       text = `In the call with ${names.join(", ")}.`;
     }
     if (mediaState === "connecting" || mediaState === "new") text += " Connecting audio and video…";
@@ -266,21 +347,80 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
     const badges = localTile.querySelector(".tile-badges");
     const micOff = micButton.getAttribute("aria-pressed") === "true";
     const camOff = camButton.getAttribute("aria-pressed") === "true";
-    replace(badges, micOff ? h("span", { class: "badge badge-neutral" }, "Muted") : null, camOff ? h("span", { class: "badge badge-neutral" }, "Camera off") : null);
+    replace(
+      badges,
+      micOff ? h("span", { class: "badge badge-neutral" }, "Muted") : null,
+      camOff ? h("span", { class: "badge badge-neutral" }, "Camera off") : null,
+    );
   }
 
   // -- the red hang-up control -----------------------------------------------------------------
   function studentHangup() {
-    return h("button", { type: "button", class: "hangup", onclick: leaveCall }, icon("phone"), h("span", {}, "Leave call"));
+    return h(
+      "button",
+      { type: "button", class: "hangup", onclick: leaveCall },
+      icon("phone"),
+      h("span", {}, "Leave call"),
+    );
   }
 
   function tutorHangup() {
-    const button = h("button", { type: "button", class: "hangup", id: "hangup-button", "aria-haspopup": "menu", "aria-expanded": "false", "aria-controls": "hangup-menu" }, icon("phone"), h("span", {}, "Leave"));
+    const button = h(
+      "button",
+      {
+        type: "button",
+        class: "hangup",
+        id: "hangup-button",
+        "aria-haspopup": "menu",
+        "aria-expanded": "false",
+        "aria-controls": "hangup-menu",
+      },
+      icon("phone"),
+      h("span", {}, "Leave"),
+    );
     const items = [
-      h("button", { type: "button", role: "menuitem", tabindex: "-1", class: "menu-item", onclick: () => { closeMenu(); leaveCall(); } }, h("strong", {}, "Leave call"), h("span", { class: "muted small" }, "Complete the session later from its details page")),
-      h("button", { type: "button", role: "menuitem", tabindex: "-1", class: "menu-item", onclick: () => { closeMenu(); logTimeAndLeave(); } }, h("strong", {}, "Log time & leave call"), h("span", { class: "muted small" }, "Log the time and recap now; completes the session")),
+      h(
+        "button",
+        {
+          type: "button",
+          role: "menuitem",
+          tabindex: "-1",
+          class: "menu-item",
+          onclick: () => {
+            closeMenu();
+            leaveCall();
+          },
+        },
+        h("strong", {}, "Leave call"),
+        h("span", { class: "muted small" }, "Complete the session later from its details page"),
+      ),
+      h(
+        "button",
+        {
+          type: "button",
+          role: "menuitem",
+          tabindex: "-1",
+          class: "menu-item",
+          onclick: () => {
+            closeMenu();
+            logTimeAndLeave();
+          },
+        },
+        h("strong", {}, "Log time & leave call"),
+        h("span", { class: "muted small" }, "Log the time and recap now; completes the session"),
+      ),
     ];
-    const menu = h("div", { class: "menu", role: "menu", id: "hangup-menu", "aria-labelledby": "hangup-button", hidden: true }, items);
+    const menu = h(
+      "div",
+      {
+        class: "menu",
+        role: "menu",
+        id: "hangup-menu",
+        "aria-labelledby": "hangup-button",
+        hidden: true,
+      },
+      items,
+    );
     const wrapper = h("div", { class: "menu-wrapper" }, button, menu);
 
     function openMenu() {
@@ -331,7 +471,11 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
       if (tutor) {
         app.flash = result.can_complete
           ? { kind: "success", message: "You left the call. You can now complete the session." }
-          : { kind: "info", message: "You left the call. Complete Session becomes available once everyone else has left." };
+          : {
+              kind: "info",
+              message:
+                "You left the call. Complete Session becomes available once everyone else has left.",
+            };
       }
     } catch (err) {
       joined = false;
@@ -346,7 +490,9 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
     try {
       const fresh = await api.getSession(sessionId);
       suggested = fresh.attendance?.suggested_minutes ?? null;
-      if (suggested) overlapNote = "Pre-selected from the time you and your student have been in the classroom together.";
+      if (suggested)
+        overlapNote =
+          "Pre-selected from the time you and your student have been in the classroom together.";
     } catch {
       // The pop-up still works without a suggestion.
     }
@@ -368,7 +514,10 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
     if (!result || leaving) return;
     leaving = true;
     joined = false;
-    app.flash = { kind: "success", message: "Time logged and session completed. The invoice has been sent." };
+    app.flash = {
+      kind: "success",
+      message: "Time logged and session completed. The invoice has been sent.",
+    };
     exit();
   }
 

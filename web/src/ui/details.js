@@ -48,16 +48,30 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
 
   const header = h("div", { class: "page-header details-header" });
   const flash = h("div", { class: "flash-slot" });
-  const classroomCard = h("section", { class: "card classroom-card", "aria-labelledby": "classroom-heading" });
-  const participantsCard = h("section", { class: "card", "aria-labelledby": "participants-heading" });
+  const classroomCard = h("section", {
+    class: "card classroom-card",
+    "aria-labelledby": "classroom-heading",
+  });
+  const participantsCard = h("section", {
+    class: "card",
+    "aria-labelledby": "participants-heading",
+  });
   const scheduleCard = h("section", { class: "card", "aria-labelledby": "schedule-heading" });
   const attendanceCard = h("section", { class: "card", "aria-labelledby": "attendance-heading" });
   const outcome = h("div", { class: "outcome" });
   const actions = h("div", { class: "details-actions" });
 
   // Persistent controls, updated in place so focus survives live updates.
-  const enterButton = h("button", { type: "button", class: "btn btn-primary btn-large", onclick: enter });
-  const completeButton = h("button", { type: "button", class: "btn btn-primary btn-large btn-complete", onclick: complete }, "Complete Session");
+  const enterButton = h("button", {
+    type: "button",
+    class: "btn btn-primary btn-large",
+    onclick: enter,
+  });
+  const completeButton = h(
+    "button",
+    { type: "button", class: "btn btn-primary btn-large btn-complete", onclick: complete },
+    "Complete Session",
+  );
   const completeHint = h("p", { class: "field-hint", id: "complete-hint", "aria-live": "polite" });
   completeButton.setAttribute("aria-describedby", "complete-hint");
   const classroomStatus = h("p", { class: "classroom-status" });
@@ -115,22 +129,34 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
   }
 
   function drawClassroom() {
-    const heading = h("h2", { id: "classroom-heading" }, session.mode === "online" ? "Online classroom" : "In-person session");
+    const heading = h(
+      "h2",
+      { id: "classroom-heading" },
+      session.mode === "online" ? "Online classroom" : "In-person session",
+    );
     const body = [];
     const student = isStudentOf(session, me);
     const tutor = isTutor();
     if (session.mode === "online") {
       replace(classroomStatus, classroomStatusText());
       body.push(classroomStatus);
-      const mayEnter = classroomOpen(session) && (tutor || (student && myAcceptance(session, me) === "accepted"));
+      const mayEnter =
+        classroomOpen(session) && (tutor || (student && myAcceptance(session, me) === "accepted"));
       if (mayEnter) {
         enterButton.textContent = tutor ? "Start session" : "Join online classroom";
         body.push(enterButton);
       } else if (student && classroomOpen(session) && myAcceptance(session, me) !== "accepted") {
-        body.push(notice("warning", "Accept the session to join the classroom. A session started before it is accepted is marked as missed."));
+        body.push(
+          notice(
+            "warning",
+            "Accept the session to join the classroom. A session started before it is accepted is marked as missed.",
+          ),
+        );
       }
       if (COMPLETABLE.includes(session.state) || participants.length) {
-        renderPresenceList(presenceList, participants, { emptyText: "Nobody is in the classroom right now." });
+        renderPresenceList(presenceList, participants, {
+          emptyText: "Nobody is in the classroom right now.",
+        });
         body.push(h("h3", { class: "subheading" }, "In the classroom now"), presenceList);
       }
     } else {
@@ -171,7 +197,8 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
     }
     if (room.open) return "The classroom is open.";
     const opens = new Date(room.opens_at);
-    if (opens > new Date()) return `The classroom opens at ${formatTime(opens)} on ${formatDay(opens)}.`;
+    if (opens > new Date())
+      return `The classroom opens at ${formatTime(opens)} on ${formatDay(opens)}.`;
     return "The classroom is closed.";
   }
 
@@ -181,14 +208,31 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
       h(
         "li",
         { class: "person" },
-        h("span", { class: "person-name" }, person.name || person.id, person.id === me.userId ? h("span", { class: "muted" }, " (you)") : null),
+        h(
+          "span",
+          { class: "person-name" },
+          person.name || person.id,
+          person.id === me.userId ? h("span", { class: "muted" }, " (you)") : null,
+        ),
         h("span", { class: "muted small" }, role),
         h(
           "span",
           { class: "person-pills" },
-          acceptance ? pill(acceptanceLabel(acceptance), acceptance === "accepted" ? "success" : acceptance === "declined" ? "danger" : "warning") : null,
+          acceptance
+            ? pill(
+                acceptanceLabel(acceptance),
+                acceptance === "accepted"
+                  ? "success"
+                  : acceptance === "declined"
+                    ? "danger"
+                    : "warning",
+              )
+            : null,
           present.has(person.id)
-            ? pill(present.get(person.id) === "reconnecting" ? "Reconnecting…" : "In the classroom", present.get(person.id) === "reconnecting" ? "warning" : "live")
+            ? pill(
+                present.get(person.id) === "reconnecting" ? "Reconnecting…" : "In the classroom",
+                present.get(person.id) === "reconnecting" ? "warning" : "live",
+              )
             : null,
         ),
       );
@@ -226,7 +270,11 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
     replace(
       scheduleCard,
       h("h2", { id: "schedule-heading" }, "Schedule"),
-      h("dl", { class: "facts" }, items.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+      h(
+        "dl",
+        { class: "facts" },
+        items.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
+      ),
     );
   }
 
@@ -246,20 +294,50 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
         h(
           "table",
           { class: "attendance" },
-          h("caption", { class: "visually-hidden" }, "Time each participant spent in the classroom"),
-          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Participant"), h("th", { scope: "col" }, "Role"), h("th", { scope: "col" }, "Time in the classroom"))),
+          h(
+            "caption",
+            { class: "visually-hidden" },
+            "Time each participant spent in the classroom",
+          ),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              h("th", { scope: "col" }, "Participant"),
+              h("th", { scope: "col" }, "Role"),
+              h("th", { scope: "col" }, "Time in the classroom"),
+            ),
+          ),
           h(
             "tbody",
             {},
             rows.map((r) =>
-              h("tr", { dataset: { userId: r.user_id } }, h("th", { scope: "row" }, r.name || r.user_id), h("td", {}, r.role === "tutor" ? "Tutor" : "Student"), h("td", {}, formatSeconds(r.seconds))),
+              h(
+                "tr",
+                { dataset: { userId: r.user_id } },
+                h("th", { scope: "row" }, r.name || r.user_id),
+                h("td", {}, r.role === "tutor" ? "Tutor" : "Student"),
+                h("td", {}, formatSeconds(r.seconds)),
+              ),
             ),
           ),
         ),
-        h("p", { class: "overlap" }, `Tutor and student together: ${formatSeconds(attendance.overlap_seconds ?? 0)}`),
+        h(
+          "p",
+          { class: "overlap" },
+          `Tutor and student together: ${formatSeconds(attendance.overlap_seconds ?? 0)}`,
+        ),
       );
       if (isTutor() && COMPLETABLE.includes(session.state)) {
-        content.push(h("p", { class: "muted small" }, `Suggested log time: ${formatMinutes(attendance.suggested_minutes ?? 5)} (the time together, rounded up to 5 minutes).`));
+        content.push(
+          h(
+            "p",
+            { class: "muted small" },
+            `Suggested log time: ${formatMinutes(attendance.suggested_minutes ?? 5)} (the time together, rounded up to 5 minutes).`,
+          ),
+        );
       }
     }
     replace(attendanceCard, content);
@@ -282,16 +360,29 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
         { class: "facts" },
         h("dt", {}, "Logged time"),
         h("dd", { class: "logged-minutes" }, formatMinutes(session.logged_minutes ?? 0)),
-        session.completed_at ? [h("dt", {}, "Completed"), h("dd", {}, formatDateTime(new Date(session.completed_at)))] : null,
+        session.completed_at
+          ? [h("dt", {}, "Completed"), h("dd", {}, formatDateTime(new Date(session.completed_at)))]
+          : null,
       ),
       session.needs_review && isTutor()
-        ? notice("warning", "The logged time is well above the time measured in the classroom, so it will be reviewed.")
+        ? notice(
+            "warning",
+            "The logged time is well above the time measured in the classroom, so it will be reviewed.",
+          )
         : null,
       h("h3", { class: "subheading" }, "What we covered"),
       h("p", { class: "recap-text" }, session.recap ?? ""),
     );
-    const invoiceCard = h("section", { class: "card invoice-card", "aria-labelledby": "invoice-heading" }, h("h2", { id: "invoice-heading" }, "Invoice"), h("p", { class: "muted" }, "Loading the invoice…"));
-    const reviewCard = h("section", { class: "card review-card", "aria-labelledby": "review-heading" });
+    const invoiceCard = h(
+      "section",
+      { class: "card invoice-card", "aria-labelledby": "invoice-heading" },
+      h("h2", { id: "invoice-heading" }, "Invoice"),
+      h("p", { class: "muted" }, "Loading the invoice…"),
+    );
+    const reviewCard = h("section", {
+      class: "card review-card",
+      "aria-labelledby": "review-heading",
+    });
     replace(outcome, recapCard, invoiceCard, reviewCard);
     loadInvoice(invoiceCard);
     renderReview(app, reviewCard, session);
@@ -301,32 +392,54 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
     let invoices;
     try {
       const response = session.invoices ?? (await api.invoice(session.id));
-      invoices = Array.isArray(response) ? response : response?.invoices ?? [response];
+      invoices = Array.isArray(response) ? response : (response?.invoices ?? [response]);
     } catch (err) {
-      replace(card, h("h2", { id: "invoice-heading" }, "Invoice"), h("p", { class: "muted" }, err.code === "not_found" ? "No invoice for this session." : "The invoice could not be loaded."));
+      replace(
+        card,
+        h("h2", { id: "invoice-heading" }, "Invoice"),
+        h(
+          "p",
+          { class: "muted" },
+          err.code === "not_found"
+            ? "No invoice for this session."
+            : "The invoice could not be loaded.",
+        ),
+      );
       return;
     }
-    const rows = invoices.filter(Boolean).map((inv) =>
-      h(
-        "div",
-        { class: "invoice", dataset: { invoiceId: inv.id } },
+    const rows = invoices
+      .filter(Boolean)
+      .map((inv) =>
         h(
-          "dl",
-          { class: "facts" },
-          h("dt", {}, "Student"),
-          h("dd", {}, inv.student?.name ?? "—"),
-          h("dt", {}, "Time"),
-          h("dd", {}, formatMinutes(inv.minutes)),
-          h("dt", {}, "Rate"),
-          h("dd", {}, `${formatMoney(inv.rate_cents)} per hour`),
-          h("dt", {}, "Amount"),
-          h("dd", { class: "amount" }, formatMoney(inv.amount_cents)),
-          isTutor() && typeof inv.tutor_earning_cents === "number" ? [h("dt", {}, "Your earnings"), h("dd", {}, formatMoney(inv.tutor_earning_cents))] : null,
+          "div",
+          { class: "invoice", dataset: { invoiceId: inv.id } },
+          h(
+            "dl",
+            { class: "facts" },
+            h("dt", {}, "Student"),
+            h("dd", {}, inv.student?.name ?? "—"),
+            h("dt", {}, "Time"),
+            h("dd", {}, formatMinutes(inv.minutes)),
+            h("dt", {}, "Rate"),
+            h("dd", {}, `${formatMoney(inv.rate_cents)} per hour`),
+            h("dt", {}, "Amount"),
+            h("dd", { class: "amount" }, formatMoney(inv.amount_cents)),
+            isTutor() && typeof inv.tutor_earning_cents === "number"
+              ? [h("dt", {}, "Your earnings"), h("dd", {}, formatMoney(inv.tutor_earning_cents))]
+              : null,
+          ),
+          h(
+            "p",
+            { class: "muted small" },
+            `Invoice ${String(inv.id).slice(0, 8).toUpperCase()}${inv.created_at ? ` · ${formatDateTime(new Date(inv.created_at))}` : ""}`,
+          ),
         ),
-        h("p", { class: "muted small" }, `Invoice ${String(inv.id).slice(0, 8).toUpperCase()}${inv.created_at ? ` · ${formatDateTime(new Date(inv.created_at))}` : ""}`),
-      ),
+      );
+    replace(
+      card,
+      h("h2", { id: "invoice-heading" }, "Invoice"),
+      rows.length ? rows : h("p", { class: "muted" }, "No invoice for this session."),
     );
-    replace(card, h("h2", { id: "invoice-heading" }, "Invoice"), rows.length ? rows : h("p", { class: "muted" }, "No invoice for this session."));
   }
 
   function drawActions() {
@@ -334,31 +447,63 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
     if (mayRespond(session, me)) {
       const accept = h("button", { type: "button", class: "btn btn-primary" }, "Accept session");
       const decline = h("button", { type: "button", class: "btn btn-secondary" }, "Decline");
-      accept.addEventListener("click", () => act(accept, () => api.accept(session.id), "Session accepted."));
-      decline.addEventListener("click", () => act(decline, () => api.decline(session.id), "Session declined."));
+      accept.addEventListener("click", () =>
+        act(accept, () => api.accept(session.id), "Session accepted."),
+      );
+      decline.addEventListener("click", () =>
+        act(decline, () => api.decline(session.id), "Session declined."),
+      );
       buttons.push(accept, decline);
     }
     if (canChangeSchedule(session, me)) {
       buttons.push(
-        h("button", { type: "button", class: "btn btn-secondary", onclick: async () => {
-          if (await openRescheduleDialog(app, session)) {
-            app.toast("success", "Session rescheduled. The student has to accept the new time.");
-            await refresh();
-          }
-        } }, "Reschedule"),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "btn btn-secondary",
+            onclick: async () => {
+              if (await openRescheduleDialog(app, session)) {
+                app.toast(
+                  "success",
+                  "Session rescheduled. The student has to accept the new time.",
+                );
+                await refresh();
+              }
+            },
+          },
+          "Reschedule",
+        ),
       );
     }
     if (canCancel(session, me)) {
       buttons.push(
-        h("button", { type: "button", class: "btn btn-ghost btn-ghost-danger", onclick: async () => {
-          if (await openCancelDialog(app, session)) {
-            app.toast("success", "Session cancelled.");
-            await refresh();
-          }
-        } }, "Cancel session"),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "btn btn-ghost btn-ghost-danger",
+            onclick: async () => {
+              if (await openCancelDialog(app, session)) {
+                app.toast("success", "Session cancelled.");
+                await refresh();
+              }
+            },
+          },
+          "Cancel session",
+        ),
       );
     }
-    replace(actions, buttons.length ? h("section", { class: "card", "aria-label": "Manage this session" }, h("div", { class: "stack" }, buttons)) : null);
+    replace(
+      actions,
+      buttons.length
+        ? h(
+            "section",
+            { class: "card", "aria-label": "Manage this session" },
+            h("div", { class: "stack" }, buttons),
+          )
+        : null,
+    );
   }
 
   async function act(button, action, message) {
@@ -382,7 +527,9 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
       title: "Complete session",
       submitLabel: "Log time",
       suggestedMinutes: suggested,
-      overlapNote: suggested ? `Pre-selected from the time you and your student were in the classroom together.` : null,
+      overlapNote: suggested
+        ? `Pre-selected from the time you and your student were in the classroom together.`
+        : null,
       submit: (minutes, recap) => api.complete(session.id, minutes, recap),
     });
     if (result) {
@@ -397,7 +544,11 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
       session = fresh;
       if (!liveCanComplete) canComplete = Boolean(fresh.can_complete);
       if (Array.isArray(fresh.presence)) {
-        const news = conn.presence.accept({ session_id: sessionId, version: fresh.presence_version ?? 0, participants: fresh.presence });
+        const news = conn.presence.accept({
+          session_id: sessionId,
+          version: fresh.presence_version ?? 0,
+          participants: fresh.presence,
+        });
         if (news) participants = news.participants;
       }
       if (!COMPLETABLE.includes(session.state)) canComplete = false;

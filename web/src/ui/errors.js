@@ -31,11 +31,15 @@ const SENTENCES = {
   too_many_occurrences: "A recurring series can have at most 52 sessions.",
   start_in_past: "Pick a start time in the future.",
   not_a_student: "Sessions can only be booked with students.",
-  media_unavailable: "Audio and video are turned off on this server. You are still in the classroom.",
+  media_unavailable:
+    "Audio and video are turned off on this server. You are still in the classroom.",
   media_not_open: "Audio and video stopped because you are no longer in the classroom.",
-  invalid_sdp: "Your browser and the server could not agree on audio and video. Reload the page to try again.",
-  invalid_candidate: "The network path for audio and video could not be used. Reload the page to try again.",
-  glare: "Audio and video were being set up from both sides at once. Reload the page if nothing appears.",
+  invalid_sdp:
+    "Your browser and the server could not agree on audio and video. Reload the page to try again.",
+  invalid_candidate:
+    "The network path for audio and video could not be used. Reload the page to try again.",
+  glare:
+    "Audio and video were being set up from both sides at once. Reload the page if nothing appears.",
   no_pending_offer: "Audio and video got out of step. Reload the page if nothing appears.",
   wrong_connection: "This classroom is open in another tab; audio and video run in that tab.",
   unavailable: "The service is temporarily unavailable. Please try again in a moment.",

@@ -9,7 +9,11 @@ const DURATIONS = Array.from({ length: 18 }, (_, i) => (i + 1) * 5); // 5 … 90
 
 function durationOptions(selected) {
   return DURATIONS.map((m) =>
-    h("option", { value: String(m), selected: m === selected }, m < 60 ? `${m} minutes` : m === 60 ? "1 hour" : `1 h ${String(m - 60).padStart(2, "0")}`),
+    h(
+      "option",
+      { value: String(m), selected: m === selected },
+      m < 60 ? `${m} minutes` : m === 60 ? "1 hour" : `1 h ${String(m - 60).padStart(2, "0")}`,
+    ),
   );
 }
 
@@ -39,30 +43,83 @@ export function openCreateDialog(app, sessions) {
   const errors = errorSlot();
 
   const studentBoxes = roster.map((s) =>
-    h("label", { class: "check" }, h("input", { type: "checkbox", name: "student", value: s.id, checked: roster.length === 1 }), h("span", {}, s.name)),
+    h(
+      "label",
+      { class: "check" },
+      h("input", { type: "checkbox", name: "student", value: s.id, checked: roster.length === 1 }),
+      h("span", {}, s.name),
+    ),
   );
-  const otherStudent = h("input", { type: "text", name: "other_student", autocomplete: "off", placeholder: "e.g. student-42" });
+  const otherStudent = h("input", {
+    type: "text",
+    name: "other_student",
+    autocomplete: "off",
+    placeholder: "e.g. student-42",
+  });
   const date = h("input", { type: "date", name: "date", required: true, value: dayKey(start) });
-  const time = h("input", { type: "time", name: "time", required: true, step: "300", value: timeKey(start) });
+  const time = h("input", {
+    type: "time",
+    name: "time",
+    required: true,
+    step: "300",
+    value: timeKey(start),
+  });
   const duration = h("select", { name: "duration" }, durationOptions(60));
-  const topic = h("input", { type: "text", name: "topic", maxlength: "500", placeholder: "e.g. Quadratic equations – solving and graphing" });
+  const topic = h("input", {
+    type: "text",
+    name: "topic",
+    maxlength: "500",
+    placeholder: "e.g. Quadratic equations – solving and graphing",
+  });
   const notes = h("textarea", { name: "notes", rows: "2", maxlength: "5000" });
   const online = h("input", { type: "radio", name: "mode", value: "online", checked: true });
   const inPerson = h("input", { type: "radio", name: "mode", value: "in_person" });
   const recurring = h("input", { type: "checkbox", name: "recurring" });
-  const frequency = h("select", { name: "frequency" }, h("option", { value: "weekly" }, "Weekly"), h("option", { value: "biweekly" }, "Every two weeks"));
+  const frequency = h(
+    "select",
+    { name: "frequency" },
+    h("option", { value: "weekly" }, "Weekly"),
+    h("option", { value: "biweekly" }, "Every two weeks"),
+  );
   const endByCount = h("input", { type: "radio", name: "ends", value: "count", checked: true });
   const endByDate = h("input", { type: "radio", name: "ends", value: "until" });
-  const count = h("input", { type: "number", name: "count", min: "2", max: "52", value: "6", "aria-label": "Number of sessions" });
-  const until = h("input", { type: "date", name: "until", "aria-label": "Last date", value: dayKey(new Date(start.getTime() + 56 * 86_400_000)) });
+  const count = h("input", {
+    type: "number",
+    name: "count",
+    min: "2",
+    max: "52",
+    value: "6",
+    "aria-label": "Number of sessions",
+  });
+  const until = h("input", {
+    type: "date",
+    name: "until",
+    "aria-label": "Last date",
+    value: dayKey(new Date(start.getTime() + 56 * 86_400_000)),
+  });
   const recurrenceBox = h(
     "fieldset",
     { class: "recurrence", hidden: true },
     h("legend", {}, "Repeat"),
     field("Frequency", frequency),
-    h("div", { class: "inline-choice" }, h("label", { class: "check" }, endByCount, h("span", {}, "For")), count, h("span", {}, "sessions")),
-    h("div", { class: "inline-choice" }, h("label", { class: "check" }, endByDate, h("span", {}, "Until")), until),
-    h("p", { class: "field-hint" }, "Each occurrence is its own booking: you can reschedule or cancel it on its own."),
+    h(
+      "div",
+      { class: "inline-choice" },
+      h("label", { class: "check" }, endByCount, h("span", {}, "For")),
+      count,
+      h("span", {}, "sessions"),
+    ),
+    h(
+      "div",
+      { class: "inline-choice" },
+      h("label", { class: "check" }, endByDate, h("span", {}, "Until")),
+      until,
+    ),
+    h(
+      "p",
+      { class: "field-hint" },
+      "Each occurrence is its own booking: you can reschedule or cancel it on its own.",
+    ),
   );
   recurring.addEventListener("change", () => {
     recurrenceBox.hidden = !recurring.checked;
@@ -80,11 +137,27 @@ export function openCreateDialog(app, sessions) {
           "fieldset",
           { class: "students" },
           h("legend", {}, "Student"),
-          roster.length ? h("div", { class: "check-list" }, studentBoxes) : h("p", { class: "muted" }, "No students on your calendar yet: add one by their platform id."),
+          roster.length
+            ? h("div", { class: "check-list" }, studentBoxes)
+            : h(
+                "p",
+                { class: "muted" },
+                "No students on your calendar yet: add one by their platform id.",
+              ),
           field("Another student (platform id)", otherStudent),
         ),
-        h("div", { class: "row" }, field("Date", date), field("Start time", time), field("Duration", duration)),
-        field("Topic", topic, "Visible to the student. Specific topics help both of you arrive prepared."),
+        h(
+          "div",
+          { class: "row" },
+          field("Date", date),
+          field("Start time", time),
+          field("Duration", duration),
+        ),
+        field(
+          "Topic",
+          topic,
+          "Visible to the student. Specific topics help both of you arrive prepared.",
+        ),
         field("Private notes", notes, "Only you can see these."),
         h(
           "fieldset",
@@ -96,12 +169,24 @@ export function openCreateDialog(app, sessions) {
         h("label", { class: "check" }, recurring, h("span", {}, "Make recurring")),
         recurrenceBox,
         errors.el,
-        h("div", { class: "dialog-actions" }, h("button", { type: "button", class: "btn btn-secondary", onclick: () => close(null) }, "Cancel"), submit),
+        h(
+          "div",
+          { class: "dialog-actions" },
+          h(
+            "button",
+            { type: "button", class: "btn btn-secondary", onclick: () => close(null) },
+            "Cancel",
+          ),
+          submit,
+        ),
       );
       form.addEventListener("submit", async (event) => {
         event.preventDefault();
         errors.clear();
-        const ids = studentBoxes.map((l) => l.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
+        const ids = studentBoxes
+          .map((l) => l.querySelector("input"))
+          .filter((i) => i.checked)
+          .map((i) => i.value);
         const other = otherStudent.value.trim();
         if (other && !ids.includes(other)) ids.push(other);
         const startsAt = toInstant(date.value, time.value);
@@ -152,7 +237,16 @@ export function openRescheduleDialog(app, session) {
         { class: "dialog-body", novalidate: true },
         h("div", { class: "row" }, field("New date", date), field("New start time", time)),
         errors.el,
-        h("div", { class: "dialog-actions" }, h("button", { type: "button", class: "btn btn-secondary", onclick: () => close(null) }, "Keep the time"), submit),
+        h(
+          "div",
+          { class: "dialog-actions" },
+          h(
+            "button",
+            { type: "button", class: "btn btn-secondary", onclick: () => close(null) },
+            "Keep the time",
+          ),
+          submit,
+        ),
       );
       form.addEventListener("submit", async (event) => {
         event.preventDefault();
@@ -173,7 +267,11 @@ export function openRescheduleDialog(app, session) {
 
 export function openCancelDialog(app, session) {
   const errors = errorSlot();
-  const reason = h("textarea", { rows: "3", maxlength: "5000", placeholder: "e.g. Illness — happy to find another time this week." });
+  const reason = h("textarea", {
+    rows: "3",
+    maxlength: "5000",
+    placeholder: "e.g. Illness — happy to find another time this week.",
+  });
   const submit = h("button", { type: "submit", class: "btn btn-danger" }, "Cancel session");
   const late = startOf(session) - new Date() < 24 * 3600 * 1000;
   const { done } = openDialog({
@@ -183,10 +281,24 @@ export function openCancelDialog(app, session) {
       const form = h(
         "form",
         { class: "dialog-body", novalidate: true },
-        late ? notice("warning", "This session starts in less than 24 hours, so the cancellation is recorded as late.") : null,
+        late
+          ? notice(
+              "warning",
+              "This session starts in less than 24 hours, so the cancellation is recorded as late.",
+            )
+          : null,
         field("Reason (optional)", reason),
         errors.el,
-        h("div", { class: "dialog-actions" }, h("button", { type: "button", class: "btn btn-secondary", onclick: () => close(null) }, "Keep the session"), submit),
+        h(
+          "div",
+          { class: "dialog-actions" },
+          h(
+            "button",
+            { type: "button", class: "btn btn-secondary", onclick: () => close(null) },
+            "Keep the session",
+          ),
+          submit,
+        ),
       );
       form.addEventListener("submit", async (event) => {
         event.preventDefault();

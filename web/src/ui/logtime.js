@@ -32,7 +32,9 @@ export function openLogTimeDialog({ title, submitLabel, suggestedMinutes, overla
   const minutes = h(
     "select",
     { name: "minutes", autofocus: true },
-    MINUTE_OPTIONS.map((m) => h("option", { value: String(m), selected: m === selected }, formatMinutes(m))),
+    MINUTE_OPTIONS.map((m) =>
+      h("option", { value: String(m), selected: m === selected }, formatMinutes(m)),
+    ),
   );
   const minutesId = nextId("minutes");
   minutes.id = minutesId;
@@ -48,8 +50,17 @@ export function openLogTimeDialog({ title, submitLabel, suggestedMinutes, overla
     "aria-describedby": `${promptsId} ${countId}`,
     placeholder: "Topics covered: …\nHow your tutee did: …\nNext steps: …",
   });
-  const count = h("p", { id: countId, class: "char-count", "aria-live": "polite", "aria-atomic": "true" });
-  const button = h("button", { type: "submit", class: "btn btn-primary", disabled: true }, submitLabel);
+  const count = h("p", {
+    id: countId,
+    class: "char-count",
+    "aria-live": "polite",
+    "aria-atomic": "true",
+  });
+  const button = h(
+    "button",
+    { type: "submit", class: "btn btn-primary", disabled: true },
+    submitLabel,
+  );
 
   function update() {
     const n = recapLength(recap.value);
@@ -96,7 +107,11 @@ export function openLogTimeDialog({ title, submitLabel, suggestedMinutes, overla
         h(
           "div",
           { class: "dialog-actions" },
-          h("button", { type: "button", class: "btn btn-secondary", onclick: () => close(null) }, "Back"),
+          h(
+            "button",
+            { type: "button", class: "btn btn-secondary", onclick: () => close(null) },
+            "Back",
+          ),
           button,
         ),
       );
@@ -105,7 +120,9 @@ export function openLogTimeDialog({ title, submitLabel, suggestedMinutes, overla
         if (recapLength(recap.value) < RECAP_MIN) return;
         errors.clear();
         try {
-          const result = await busy(button, () => submit(Number(minutes.value), recap.value.trim()));
+          const result = await busy(button, () =>
+            submit(Number(minutes.value), recap.value.trim()),
+          );
           close(result ?? true);
         } catch (err) {
           errors.show(err);

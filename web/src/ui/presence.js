@@ -16,7 +16,10 @@ export function renderPresenceList(container, participants, { emptyText }) {
       participants.map((p) =>
         h(
           "li",
-          { class: `presence-item status-${p.status}`, dataset: { userId: p.user_id, status: p.status } },
+          {
+            class: `presence-item status-${p.status}`,
+            dataset: { userId: p.user_id, status: p.status },
+          },
           h("span", { class: "avatar small", "aria-hidden": "true" }, initials(p.name)),
           h("span", { class: "presence-name" }, p.name || p.user_id),
           h("span", { class: "muted small" }, p.role === "tutor" ? "Tutor" : "Student"),

@@ -14,14 +14,28 @@ function reviewsOf(session) {
 
 function stars(rating) {
   const n = Math.max(0, Math.min(5, Number(rating) || 0));
-  return h("span", { class: "stars", role: "img", "aria-label": `${n} out of 5 stars` }, "★".repeat(n) + "☆".repeat(5 - n));
+  return h(
+    "span",
+    { class: "stars", role: "img", "aria-label": `${n} out of 5 stars` },
+    "★".repeat(n) + "☆".repeat(5 - n),
+  );
 }
 
 function showReview(review) {
   return h(
     "div",
     { class: "review" },
-    h("p", {}, stars(review.rating), " ", h("span", { class: "muted" }, `${RATING_WORDS[review.rating] ?? ""} · ${review.student?.name ?? "Student"}`)),
+    h(
+      "p",
+      {},
+      stars(review.rating),
+      " ",
+      h(
+        "span",
+        { class: "muted" },
+        `${RATING_WORDS[review.rating] ?? ""} · ${review.student?.name ?? "Student"}`,
+      ),
+    ),
     review.text ? h("blockquote", { class: "review-text" }, review.text) : null,
   );
 }
@@ -37,7 +51,11 @@ export function renderReview(app, card, session) {
       return;
     }
     card.hidden = false;
-    replace(card, h("h2", { id: headingId }, mine ? "Your review" : "Rating & review"), reviews.map(showReview));
+    replace(
+      card,
+      h("h2", { id: headingId }, mine ? "Your review" : "Rating & review"),
+      reviews.map(showReview),
+    );
     return;
   }
 
@@ -47,26 +65,55 @@ export function renderReview(app, card, session) {
   const textId = nextId("review-text");
   let rating = 0;
   const radios = [1, 2, 3, 4, 5].map((n) => {
-    const input = h("input", { type: "radio", name: groupId, value: String(n), class: "visually-hidden", id: `${groupId}-${n}` });
+    const input = h("input", {
+      type: "radio",
+      name: groupId,
+      value: String(n),
+      class: "visually-hidden",
+      id: `${groupId}-${n}`,
+    });
     input.addEventListener("change", () => {
       rating = n;
       submit.disabled = false;
       paint();
     });
-    const label = h("label", { for: `${groupId}-${n}`, class: "star", title: RATING_WORDS[n] }, h("span", { "aria-hidden": "true" }, "★"), h("span", { class: "visually-hidden" }, `${n} star${n > 1 ? "s" : ""} — ${RATING_WORDS[n]}`));
+    const label = h(
+      "label",
+      { for: `${groupId}-${n}`, class: "star", title: RATING_WORDS[n] },
+      h("span", { "aria-hidden": "true" }, "★"),
+      h("span", { class: "visually-hidden" }, `${n} star${n > 1 ? "s" : ""} — ${RATING_WORDS[n]}`),
+    );
     return [input, label];
   });
-  const chosen = h("span", { class: "muted rating-word", "aria-live": "polite" }, "Choose a rating");
+  const chosen = h(
+    "span",
+    { class: "muted rating-word", "aria-live": "polite" },
+    "Choose a rating",
+  );
   function paint() {
     radios.forEach(([, label], i) => label.classList.toggle("on", i < rating));
     chosen.textContent = rating ? `${rating} of 5 — ${RATING_WORDS[rating]}` : "Choose a rating";
   }
-  const text = h("textarea", { id: textId, rows: "4", maxlength: "5000", placeholder: "What went well? What could be better?" });
-  const submit = h("button", { type: "submit", class: "btn btn-primary", disabled: true }, "Submit review");
+  const text = h("textarea", {
+    id: textId,
+    rows: "4",
+    maxlength: "5000",
+    placeholder: "What went well? What could be better?",
+  });
+  const submit = h(
+    "button",
+    { type: "submit", class: "btn btn-primary", disabled: true },
+    "Submit review",
+  );
   const form = h(
     "form",
     { class: "review-form", novalidate: true },
-    h("fieldset", { class: "rating" }, h("legend", {}, "Your rating"), h("div", { class: "star-row" }, radios.flat(), chosen)),
+    h(
+      "fieldset",
+      { class: "rating" },
+      h("legend", {}, "Your rating"),
+      h("div", { class: "star-row" }, radios.flat(), chosen),
+    ),
     h("div", { class: "field" }, h("label", { for: textId }, "Your review (optional)"), text),
     errors.el,
     h("div", { class: "form-actions" }, submit),
@@ -78,7 +125,12 @@ export function renderReview(app, card, session) {
     try {
       const review = await busy(submit, () => api.review(session.id, rating, text.value.trim()));
       const shown = review?.review ?? review ?? { rating, text: text.value.trim() };
-      replace(card, h("h2", { id: headingId, tabindex: "-1" }, "Your review"), notice("success", "Thank you — your review was sent to your tutor."), showReview({ ...shown, student: shown.student ?? { id: me.userId, name: me.name } }));
+      replace(
+        card,
+        h("h2", { id: headingId, tabindex: "-1" }, "Your review"),
+        notice("success", "Thank you — your review was sent to your tutor."),
+        showReview({ ...shown, student: shown.student ?? { id: me.userId, name: me.name } }),
+      );
       card.querySelector("h2").focus();
     } catch (err) {
       errors.show(err);
@@ -87,7 +139,11 @@ export function renderReview(app, card, session) {
   replace(
     card,
     h("h2", { id: headingId }, "Rating & review"),
-    h("p", { class: "muted" }, "How was your session? Your rating and review help your tutor and other students."),
+    h(
+      "p",
+      { class: "muted" },
+      "How was your session? Your rating and review help your tutor and other students.",
+    ),
     form,
   );
 }

@@ -63,7 +63,9 @@ export function myAcceptance(session, me) {
 /** Sessions that are over for the calendar: ended, or finished one way or another. */
 export function isPast(session, now = new Date()) {
   if (session.state === "in_progress") return false;
-  if (["completed", "declined", "cancelled", "missed", "awaiting_support"].includes(session.state)) {
+  if (
+    ["completed", "declined", "cancelled", "missed", "awaiting_support"].includes(session.state)
+  ) {
     return true;
   }
   return endOf(session) <= now;

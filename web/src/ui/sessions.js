@@ -37,10 +37,35 @@ export async function renderSessions(app, root) {
   const errors = errorSlot();
   const listRegion = h("div", { class: "session-list", "aria-busy": "true" });
   const tabs = {
-    upcoming: h("button", { type: "button", role: "tab", id: "tab-upcoming", "aria-controls": "sessions-panel", onclick: () => select("upcoming") }, "Upcoming"),
-    past: h("button", { type: "button", role: "tab", id: "tab-past", "aria-controls": "sessions-panel", onclick: () => select("past") }, "Past"),
+    upcoming: h(
+      "button",
+      {
+        type: "button",
+        role: "tab",
+        id: "tab-upcoming",
+        "aria-controls": "sessions-panel",
+        onclick: () => select("upcoming"),
+      },
+      "Upcoming",
+    ),
+    past: h(
+      "button",
+      {
+        type: "button",
+        role: "tab",
+        id: "tab-past",
+        "aria-controls": "sessions-panel",
+        onclick: () => select("past"),
+      },
+      "Past",
+    ),
   };
-  const tablist = h("div", { class: "tabs", role: "tablist", "aria-label": "Which sessions", onkeydown: onTabKey }, tabs.upcoming, tabs.past);
+  const tablist = h(
+    "div",
+    { class: "tabs", role: "tablist", "aria-label": "Which sessions", onkeydown: onTabKey },
+    tabs.upcoming,
+    tabs.past,
+  );
   const panel = h("section", { id: "sessions-panel", role: "tabpanel" }, listRegion);
 
   const createButton = isTutor
@@ -62,7 +87,8 @@ export async function renderSessions(app, root) {
 
   function subtitle(role) {
     if (role === "tutor") return "Your tutoring calendar: create, reschedule and start sessions.";
-    if (role === "student") return "Your tutoring sessions. Accept new requests and join the online classroom here.";
+    if (role === "student")
+      return "Your tutoring sessions. Accept new requests and join the online classroom here.";
     if (role === "parent") return "Your children's tutoring sessions, recaps and invoices.";
     return "All tutoring sessions.";
   }
@@ -124,7 +150,11 @@ export async function renderSessions(app, root) {
           "section",
           { class: "day-group", "aria-label": formatDay(startOf(group[0]), now) },
           h("h2", { class: "day-heading" }, formatDay(startOf(group[0]), now)),
-          h("ul", { class: "day-sessions", role: "list" }, group.map((s) => h("li", {}, sessionCard(s)))),
+          h(
+            "ul",
+            { class: "day-sessions", role: "list" },
+            group.map((s) => h("li", {}, sessionCard(s))),
+          ),
         ),
       ),
     );
@@ -151,24 +181,46 @@ export async function renderSessions(app, root) {
     if (classroomOpen(s)) {
       const label = isTutorOf(s, me) ? "Start session" : "Join online classroom";
       if (isTutorOf(s, me) || myAcceptance(s, me) === "accepted") {
-        actions.append(h("a", { class: "btn btn-primary btn-small", href: `${href}/classroom` }, label));
+        actions.append(
+          h("a", { class: "btn btn-primary btn-small", href: `${href}/classroom` }, label),
+        );
       }
     }
     if (mayRespond(s, me)) {
       const accept = h("button", { type: "button", class: "btn btn-primary btn-small" }, "Accept");
-      const decline = h("button", { type: "button", class: "btn btn-secondary btn-small" }, "Decline");
-      accept.addEventListener("click", () => respond(accept, () => api.accept(s.id), "Session accepted."));
-      decline.addEventListener("click", () => respond(decline, () => api.decline(s.id), "Session declined."));
+      const decline = h(
+        "button",
+        { type: "button", class: "btn btn-secondary btn-small" },
+        "Decline",
+      );
+      accept.addEventListener("click", () =>
+        respond(accept, () => api.accept(s.id), "Session accepted."),
+      );
+      decline.addEventListener("click", () =>
+        respond(decline, () => api.decline(s.id), "Session declined."),
+      );
       actions.append(accept, decline);
     }
     if (canChangeSchedule(s, me)) {
       actions.append(
-        h("button", { type: "button", class: "btn btn-ghost btn-small", onclick: () => reschedule(s) }, "Reschedule"),
+        h(
+          "button",
+          { type: "button", class: "btn btn-ghost btn-small", onclick: () => reschedule(s) },
+          "Reschedule",
+        ),
       );
     }
     if (canCancel(s, me)) {
       actions.append(
-        h("button", { type: "button", class: "btn btn-ghost btn-small btn-ghost-danger", onclick: () => cancel(s) }, "Cancel"),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "btn btn-ghost btn-small btn-ghost-danger",
+            onclick: () => cancel(s),
+          },
+          "Cancel",
+        ),
       );
     }
 
@@ -189,7 +241,9 @@ export async function renderSessions(app, root) {
         { class: "session-main" },
         h("h3", { class: "session-title" }, h("a", { href }, s.topic || "Tutoring session")),
         h("p", { class: "muted" }, who),
-        s.state === "requested" && mine && mine !== "accepted" ? pill(`You: ${acceptanceLabel(mine)}`, "warning") : null,
+        s.state === "requested" && mine && mine !== "accepted"
+          ? pill(`You: ${acceptanceLabel(mine)}`, "warning")
+          : null,
       ),
       h("div", { class: "session-side" }, stateBadge(s.state), actions),
     );
@@ -232,4 +286,3 @@ export async function renderSessions(app, root) {
   const timer = setInterval(draw, 60_000);
   return () => clearInterval(timer);
 }
-

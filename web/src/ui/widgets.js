@@ -94,7 +94,9 @@ export function openDialog({ title, description, build, className = "" }) {
   dialog.append(build(close, dialog));
   document.body.append(dialog);
   dialog.showModal();
-  const first = dialog.querySelector("[autofocus]") ?? dialog.querySelector("select, textarea, input, button:not(.icon-button)");
+  const first =
+    dialog.querySelector("[autofocus]") ??
+    dialog.querySelector("select, textarea, input, button:not(.icon-button)");
   if (first) first.focus();
   return { dialog, close, done };
 }
@@ -111,7 +113,11 @@ export function confirmDialog({ title, message, confirmLabel = "Confirm", danger
         h(
           "div",
           { class: "dialog-actions" },
-          h("button", { type: "button", class: "btn btn-secondary", onclick: () => close(false) }, "Keep it"),
+          h(
+            "button",
+            { type: "button", class: "btn btn-secondary", onclick: () => close(false) },
+            "Keep it",
+          ),
           h(
             "button",
             {
