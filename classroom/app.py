@@ -26,6 +26,9 @@ from classroom.metrics import CONTENT_TYPE_LATEST, Metrics
 from classroom.rooms.attendance import AttendanceLog
 from classroom.rooms.memory import MemoryPresence
 from classroom.rooms.service import RoomService
+from classroom.sessions.api import SESSIONS
+from classroom.sessions.api import add_routes as add_session_routes
+from classroom.sessions.service import SessionService, sweep_ctx
 from classroom.signaling.namespace import ClassroomNamespace
 from classroom.users.directory import UserDirectory
 
@@ -62,6 +65,9 @@ def create_app(settings: Settings) -> web.Application:
 
     # Sessions: scheduling, lifecycle, completion, money (classroom/sessions).
     # (wired here: the service takes `rooms` as its ClassroomGate)
+    sessions = SessionService(db, settings, classroom=rooms)
+    app[SESSIONS] = sessions
+    add_session_routes(app)
 
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
@@ -85,6 +91,7 @@ def create_app(settings: Settings) -> web.Application:
     _add_web_client(app)
 
     app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(sweep_ctx(lambda: app[SESSIONS], settings.sweep_interval_seconds))
     app.on_shutdown.append(_close_sockets)
     return app
 

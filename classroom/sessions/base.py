@@ -1,0 +1,190 @@
+"""What every sessions use case shares: dependencies, the clock, loading and the session view."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from classroom.auth import Identity
+from classroom.config import Settings
+from classroom.db.engine import Database
+from classroom.errors import ClassroomError, InvalidState, NotAccepted, NotFound
+from classroom.sessions import model, store, views
+from classroom.sessions.events import NoEvents, SessionEvent, SessionEvents
+from classroom.sessions.ports import ClassroomGate, PresenceSnapshot
+
+log = logging.getLogger("classroom.sessions")
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class ServiceBase:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        classroom: ClassroomGate,
+        clock: Callable[[], datetime] | None = None,
+        events: SessionEvents | None = None,
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._classroom = classroom
+        # Public so tests (and the demo) can move time; always returns an aware datetime.
+        self.clock: Callable[[], datetime] = clock or system_clock
+        self.events: SessionEvents = events or NoEvents()
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def _now(self) -> datetime:
+        now = self.clock()
+        if now.tzinfo is None:
+            raise ValueError("the sessions clock must return timezone-aware datetimes")
+        return now.astimezone(UTC)
+
+    def _lock(self, session_id: str) -> asyncio.Lock:
+        """Serialises this process's completions of one session (the database decides across
+        processes)."""
+        lock = self._locks.get(session_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[session_id] = lock
+        return lock
+
+    async def _emit(self, tx: AsyncSession, event: SessionEvent) -> None:
+        await self.events.record(tx, event)
+
+    async def _load(
+        self, tx: AsyncSession, identity: Identity, session_id: str, *, for_update: bool = False
+    ) -> store.Loaded:
+        loaded = await store.load(tx, identity, session_id, for_update=for_update)
+        if loaded is None:
+            raise NotFound("No such session.")
+        return loaded
+
+    def _deadline(self, loaded: store.Loaded, stays: list[model.Stay]) -> datetime:
+        return store.deadline(loaded.row, stays, self._settings.logging_window_hours)
+
+    def _summary(
+        self, loaded: store.Loaded, known: dict[str, str], now: datetime, deadline: datetime
+    ) -> dict[str, Any]:
+        return views.session_summary(
+            loaded.row,
+            loaded.participants,
+            loaded.relation,
+            known,
+            now,
+            self._settings.classroom_open_before_minutes,
+            self._settings.classroom_hard_cap_minutes,
+            deadline,
+        )
+
+    async def _detail(
+        self, tx: AsyncSession, loaded: store.Loaded, now: datetime, *, presence: bool = True
+    ) -> dict[str, Any]:
+        """The session details for ``loaded.relation`` (see docs/api.md, "The session view")."""
+        row = loaded.row
+        stays = await store.stays(tx, row.id)
+        invoices = await store.invoices(tx, row.id)
+        reviews = await store.reviews(tx, row.id)
+        history = await store.transitions(tx, row.id)
+        ids = {row.tutor_id, row.completed_by or "", row.cancelled_by or ""}
+        ids |= {p.student_id for p in loaded.participants} | {s.user_id for s in stays}
+        ids |= {t.actor_id or "" for t in history}
+        known = await store.names(tx, ids)
+        deadline = self._deadline(loaded, stays)
+        view = self._summary(loaded, known, now, deadline)
+
+        attendance = model.summarise_attendance(stays, now)
+        suggested = attendance.suggested_minutes
+        if row.mode == "in_person":  # no classroom evidence: suggest the scheduled length
+            suggested = model.clamp_minutes(model.round_up_to_step(row.duration_minutes))
+        view["attendance"] = views.attendance_view(attendance, known, suggested)
+
+        if loaded.relation == "student" or loaded.relation == "former_student":
+            mine: set[str] | None = {loaded.viewer_id}
+        elif loaded.relation == "parent":
+            mine = set(loaded.children)
+        else:
+            mine = None
+        view["invoices"] = [
+            views.invoice_view(i, known, None)
+            for i in invoices
+            if mine is None or i.student_id in mine
+        ]
+        view["reviews"] = [views.review_view(r, known) for r in reviews]
+        view["history"] = views.history_view(history, known)
+        view["presence"], view["presence_version"] = [], 0
+        snapshot: PresenceSnapshot | None = None
+        if presence and row.mode == "online":
+            snapshot = await self._classroom.snapshot(row.id)
+            view["presence"], view["presence_version"] = views.presence_view(snapshot)
+        view["can_complete"] = False
+        if loaded.relation == "tutor":
+            view["can_complete"] = await self._gate_would_pass(loaded, now, deadline, snapshot)
+        return view
+
+    async def get_session(self, identity: Identity, session_id: str) -> dict[str, Any]:
+        """The session details as ``identity`` may see them; ``not_found`` otherwise."""
+        now = self._now()
+        async with self._db.reader() as tx:
+            loaded = await self._load(tx, identity, session_id)
+            return await self._detail(tx, loaded, now)
+
+    async def _gate_would_pass(
+        self,
+        loaded: store.Loaded,
+        now: datetime,
+        deadline: datetime,
+        snapshot: PresenceSnapshot | None = None,
+    ) -> bool:
+        """The tutor could complete right now: every rule passes and (online) nobody else is in."""
+        if loaded.relation != "tutor":
+            return False
+        try:
+            check_completion(loaded, False, now, deadline)
+        except ClassroomError:
+            return False
+        if loaded.row.mode != "online":
+            return True
+        if snapshot is None:
+            snapshot = await self._classroom.snapshot(loaded.row.id)
+        return not snapshot.others_than(loaded.row.tutor_id)
+
+
+def check_completion(
+    loaded: store.Loaded,
+    is_admin: bool,
+    now: datetime,
+    deadline: datetime,
+    minutes: object = None,
+    recap: object = None,
+) -> tuple[int, str] | None:
+    """Every completion rule except the classroom gate, in the order callers are told about
+    them: state, acceptance, start, minutes, recap, the logging window (support is exempt).
+    With ``minutes`` and ``recap`` given, returns them validated (the recap trimmed)."""
+    row = loaded.row
+    if is_admin:
+        allowed = model.support_may_complete(row.state, row.state_reason)
+    else:
+        allowed = row.state in model.COMPLETABLE_STATES
+    if not allowed:
+        if row.state == model.State.REQUESTED:
+            raise NotAccepted()
+        raise InvalidState(f"A {row.state} session cannot be completed.", state=row.state)
+    if not loaded.all_accepted:
+        raise NotAccepted()
+    if row.state == model.State.ACCEPTED and now < row.starts_at:
+        raise InvalidState("The session has not started yet.", state=row.state)
+    result: tuple[int, str] | None = None
+    if minutes is not None or recap is not None:
+        result = (model.validate_minutes(minutes), model.validate_recap(recap))
+    model.check_logging_window(now, deadline, is_admin)
+    return result
