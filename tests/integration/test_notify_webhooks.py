@@ -304,7 +304,6 @@ async def test_the_worker_wakes_up_right_after_a_commit(
     notify.subscribe(worker.wake)
     worker.start()
     try:
-        await wait_until(lambda: True)
         async with db.transaction() as tx:
             await notify.session_started(tx, "s-1", utcnow())
         await wait_until(lambda: len(receiver.hits) == 1, timeout=5)  # far below the poll
