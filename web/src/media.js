@@ -66,9 +66,28 @@ export class MediaLink extends EventTarget {
     return this._enqueue(() => this._connect());
   }
 
-  /** Start over with a fresh peer connection (after a reconnection or a failure). */
+  /** Start over with a fresh peer connection (after a failure or a reset by the server). */
   restart() {
     return this._enqueue(() => this._connect());
+  }
+
+  /**
+   * After the socket came back: offer again on the same connection while it still works, so a
+   * server offer sent while we were away comes back as `glare` and is answered (docs/protocol.md,
+   * Glare); start over only when the connection itself is gone.
+   */
+  resume() {
+    return this._enqueue(() => {
+      const pc = this.pc;
+      if (
+        pc &&
+        !["failed", "closed"].includes(pc.connectionState) &&
+        pc.signalingState === "stable"
+      ) {
+        return this._offer(pc);
+      }
+      return this._connect();
+    });
   }
 
   _enqueue(task) {

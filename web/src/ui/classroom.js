@@ -194,7 +194,7 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
         return;
       }
       showAlert("success", "You are back in the classroom.");
-      media?.restart();
+      media?.resume();
     }),
     conn.on("connection", ({ state }) => {
       if (state === "down" && joined)
