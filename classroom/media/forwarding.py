@@ -12,9 +12,10 @@ aiortc 1.16 always decodes what an ``RTCRtpReceiver`` receives, and its ``RTCRtp
 3. turn keyframe requests (PLI/FIR reach ``RTCRtpSender._send_keyframe``, which would only flag
    the encoder we do not use) into ``RTCRtpReceiver._send_rtcp_pli`` towards the publisher.
 
-These private hooks are pinned: :func:`check_hooks` runs when the gateway starts, and
-tests/unit/test_media_hooks.py exercises each one, so an aiortc upgrade that breaks them fails
-loudly.
+These private hooks (and the two :mod:`classroom.media.offers` needs to renegotiate with
+browsers) are pinned: :func:`check_hooks` runs when the gateway starts, and
+tests/unit/test_media_hooks.py and test_media_offers.py exercise each one, so an aiortc upgrade
+that breaks them fails loudly.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ from typing import Any
 
 import aiortc
 import av
-from aiortc import RTCRtpCodecCapability, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+)
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 log = logging.getLogger(__name__)
@@ -63,6 +70,10 @@ def check_hooks() -> None:
         (SEND_KEYFRAME, names(RTCRtpSender._handle_rtcp_packet), "_handle_rtcp_packet"),
         ("pack", names(RTCRtpSender._next_encoded_frame), "_next_encoded_frame"),
         ("_codecs", names(RTCRtpTransceiver.__init__), "RTCRtpTransceiver.__init__"),
+        # classroom/media/offers.py
+        ("_headerExtensions", names(RTCPeerConnection.createOffer), "createOffer"),
+        ("_set_mline_index", names(RTCPeerConnection.createOffer), "createOffer"),
+        ("_get_mline_index", set(vars(RTCRtpTransceiver)), "RTCRtpTransceiver"),
     ]
     for name, found, where in required:
         if name not in found:

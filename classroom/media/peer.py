@@ -19,6 +19,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from classroom.errors import InvalidState
 from classroom.media.forwarding import Publication, is_forwardable, negotiated_codec
+from classroom.media.offers import keep_negotiated
 from classroom.media.port import (
     InvalidCandidate,
     InvalidSdp,
@@ -243,15 +244,17 @@ class Peer:
                     self._negotiation_needed = False
                     if not self._reconcile():
                         continue
-                    await self.pc.setLocalDescription(await self.pc.createOffer())
-                    offer = self._description_payload()
+                    offer = await self.pc.createOffer()
+                    sdp = keep_negotiated(self.pc, offer.sdp)
+                    await self.pc.setLocalDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+                    payload = self._description_payload()
                     log.info(
                         "media: server offer session=%s user=%s tracks=%d",
                         *self._ids,
-                        len(offer["tracks"]),
+                        len(payload["tracks"]),
                     )
                     try:
-                        await self.send("media_offer", offer)
+                        await self.send("media_offer", payload)
                     except Exception as exc:
                         log.warning(
                             "media: could not send offer session=%s user=%s: %s", *self._ids, exc
