@@ -22,6 +22,8 @@ from classroom.http import (
     json_response,
     metrics_middleware,
 )
+from classroom.media.port import MediaGateway
+from classroom.media.presence import MediaFollowsPresence
 from classroom.metrics import CONTENT_TYPE_LATEST, Metrics
 from classroom.rooms.attendance import AttendanceLog
 from classroom.rooms.memory import MemoryPresence
@@ -39,6 +41,7 @@ DB = web.AppKey("db", Database)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 NAMESPACE = web.AppKey("namespace", ClassroomNamespace)
 ROOMS = web.AppKey("rooms", RoomService)
+MEDIA = web.AppKey("media", MediaGateway)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -79,7 +82,15 @@ def create_app(settings: Settings) -> web.Application:
         logger=False,
         engineio_logger=False,
     )
-    namespace = ClassroomNamespace(app[TOKENS], app[USERS], metrics)
+    namespace = ClassroomNamespace(app[TOKENS], app[USERS], metrics, rooms, sessions)
+    if settings.media_enabled:
+        # The only place aiortc enters the application.
+        from classroom.media.gateway import AiortcMediaGateway
+
+        media = AiortcMediaGateway(settings, on_status_change=namespace.media_status_changed)
+        namespace.media = media
+        app[MEDIA] = media
+        rooms.add_listener(MediaFollowsPresence(media, namespace.sender_for))
     sio.register_namespace(namespace)
     sio.attach(app)
     app[SIO] = sio
@@ -105,6 +116,9 @@ async def _close_sockets(app: web.Application) -> None:
     sio = app[SIO]
     for sid in list(app[NAMESPACE].identities):
         await sio.disconnect(sid, namespace=app[NAMESPACE].namespace)
+    await app[NAMESPACE].close()
+    if MEDIA in app:
+        await app[MEDIA].close()
     await app[ROOMS].close_all_timers()
     await app[ROOMS].presence.close_store()
 

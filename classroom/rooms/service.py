@@ -20,7 +20,7 @@ from classroom.metrics import Metrics
 from classroom.rooms.attendance import AttendanceLog
 from classroom.rooms.model import Change, LeaveReason, Member
 from classroom.rooms.ports import PresenceStore
-from classroom.sessions.ports import PresenceSnapshot
+from classroom.sessions.ports import PresenceEntry, PresenceSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class RoomService:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._timers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._listeners: list[RoomListener] = []
+        self._media: dict[str, dict[str, str]] = {}  # session -> user -> media connection state
 
     def add_listener(self, listener: RoomListener) -> None:
         self._listeners.append(listener)
@@ -160,7 +161,30 @@ class RoomService:
         await self._apply(session_id, lambda: self.presence.reopen(session_id))
 
     async def snapshot(self, session_id: str) -> PresenceSnapshot:
-        return await self.presence.snapshot(session_id)
+        return self.with_media(await self.presence.snapshot(session_id))
+
+    # -- media detail (this process's media connections) ---------------------------------------
+    def set_media_status(self, session_id: str, user_id: str, status: str | None) -> None:
+        states = self._media.setdefault(session_id, {})
+        if status is None:
+            states.pop(user_id, None)
+        else:
+            states[user_id] = status
+        if not states:
+            self._media.pop(session_id, None)
+
+    def with_media(self, snapshot: PresenceSnapshot) -> PresenceSnapshot:
+        """The snapshot with each participant's media state, where this process knows it."""
+        states = self._media.get(snapshot.session_id)
+        if not states:
+            return snapshot
+        participants = tuple(
+            PresenceEntry(p.user_id, p.name, p.role, p.status, states.get(p.user_id))
+            for p in snapshot.participants
+        )
+        return PresenceSnapshot(
+            snapshot.session_id, snapshot.version, participants, snapshot.closed
+        )
 
     async def completed(self, session_id: str) -> None:
         """The session was completed: whoever is left (the tutor) leaves and media stops."""
@@ -172,6 +196,7 @@ class RoomService:
         await self._apply(session_id, lambda: self.presence.close(session_id))
         for key in [k for k in self._timers if k[0] == session_id]:
             self._cancel_timer(*key)
+        self._media.pop(session_id, None)
         for listener in self._listeners:
             try:
                 await listener.classroom_closed(session_id, reason)

@@ -1,30 +1,166 @@
-"""Socket.IO transport for the classroom. Handlers parse, call one service method, and reply."""
+"""The ``/classroom`` Socket.IO namespace. Handlers parse, call one service method, and reply.
+
+Rooms used for fan-out: ``session:<id>`` holds the sockets in a classroom, ``watch:<id>`` the
+sockets showing that session's details page. Presence snapshots go to both.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import socketio
 
 from classroom.auth import Identity, TokenCodec
-from classroom.errors import ClassroomError
+from classroom.errors import (
+    ClassroomClosed,
+    ClassroomError,
+    Forbidden,
+    InternalError,
+    NotInClassroom,
+)
+from classroom.media.port import MediaGateway, MediaStatus, SignalSender
 from classroom.metrics import Metrics
+from classroom.rooms.model import Change, Member
+from classroom.rooms.service import RoomService
+from classroom.signaling.media_events import MediaSignaling
+from classroom.signaling.schemas import (
+    EmptyPayload,
+    JoinPayload,
+    LogTimePayload,
+    WatchPayload,
+    ok,
+    parse,
+    refusal,
+)
 from classroom.users.directory import UserDirectory
 
 log = logging.getLogger(__name__)
 
 NAMESPACE = "/classroom"
+Ack = dict[str, Any]
 
 
-class ClassroomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
-    def __init__(self, tokens: TokenCodec, users: UserDirectory, metrics: Metrics) -> None:
+class ClassroomSessions(Protocol):
+    """The part of the sessions service the classroom uses."""
+
+    async def enter_classroom(self, identity: Identity, session_id: str) -> dict[str, Any]: ...
+
+    async def complete_session(
+        self, identity: Identity, session_id: str, minutes: int, recap: str
+    ) -> dict[str, Any]: ...
+
+    async def can_complete(self, identity: Identity, session_id: str) -> bool: ...
+
+    async def get_session(self, identity: Identity, session_id: str) -> dict[str, Any]: ...
+
+
+def classroom_room(session_id: str) -> str:
+    return f"session:{session_id}"
+
+
+def watch_room(session_id: str) -> str:
+    return f"watch:{session_id}"
+
+
+def participant_room(session_id: str, user_id: str) -> str:
+    return f"participant:{session_id}:{user_id}"
+
+
+def _closes_at(view: dict[str, Any]) -> datetime | None:
+    value = (view.get("classroom") or {}).get("closes_at")
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, datetime) else None
+
+
+class ClassroomNamespace(MediaSignaling, socketio.AsyncNamespace):  # type: ignore[misc]
+    def __init__(
+        self,
+        tokens: TokenCodec,
+        users: UserDirectory,
+        metrics: Metrics,
+        rooms: RoomService,
+        sessions: ClassroomSessions,
+        media: MediaGateway | None = None,
+    ) -> None:
         super().__init__(NAMESPACE)
         self._tokens = tokens
         self._users = users
         self._metrics = metrics
+        self._rooms = rooms
+        self._sessions = sessions
+        self.node_id = uuid.uuid4().hex[:12]
         self.identities: dict[str, Identity] = {}
+        self._joined: dict[str, str] = {}  # sid -> session id of the classroom it is in
+        self._watching: dict[str, set[str]] = {}  # sid -> session ids it watches
+        self._tutors: dict[str, str] = {}  # session id -> tutor id, learned on join/watch
+        self._caps: dict[str, asyncio.Task[None]] = {}  # session id -> hard-cap timer
+        self.media = media
+        rooms.add_listener(self)
 
+    # -- helpers for handlers and mixins -------------------------------------------------------
+    def connection_id(self, sid: str) -> str:
+        return f"{self.node_id}:{sid}"
+
+    def sender_for(self, session_id: str, user_id: str) -> SignalSender:
+        """Emit to every socket of one participant of a classroom (for media negotiation)."""
+        room = participant_room(session_id, user_id)
+
+        async def send(event: str, payload: dict[str, Any]) -> None:
+            await self.emit(event, payload, room=room)
+
+        return send
+
+    async def media_status_changed(
+        self, session_id: str, user_id: str, status: MediaStatus
+    ) -> None:
+        """A participant's media connection changed state: shown in presence, never a leave."""
+        self._rooms.set_media_status(session_id, user_id, status)
+        log.info("media session=%s user=%s status=%s", session_id, user_id, status)
+        await self.emit(
+            "media_status",
+            {"session_id": session_id, "user_id": user_id, "status": status},
+            room=[classroom_room(session_id), watch_room(session_id)],
+        )
+
+    def _ice_servers(self, identity: Identity) -> list[dict[str, Any]]:
+        return self.media.ice_servers(identity.user_id) if self.media is not None else []
+
+    def current_room(self, sid: str) -> tuple[str, Identity] | None:
+        session_id = self._joined.get(sid)
+        identity = self.identities.get(sid)
+        if session_id is None or identity is None:
+            return None
+        return session_id, identity
+
+    async def _run(self, event: str, sid: str, work: Callable[[Identity], Awaitable[Ack]]) -> Ack:
+        started = time.perf_counter()
+        identity = self.identities.get(sid)
+        try:
+            if identity is None:
+                raise Forbidden("Connect with a valid token first.")
+            return await work(identity)
+        except ClassroomError as exc:
+            if event == "join":
+                self._metrics.join_refusals.labels(exc.code).inc()
+            log.info("refused event=%s sid=%s code=%s", event, sid, exc.code)
+            return refusal(exc)
+        except Exception:
+            log.exception("event %s failed sid=%s", event, sid)
+            return refusal(InternalError())
+        finally:
+            self._metrics.event_latency.labels(event).observe(time.perf_counter() - started)
+
+    # -- connection ----------------------------------------------------------------------------
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
@@ -37,5 +173,198 @@ class ClassroomNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         log.debug("connected sid=%s user=%s", sid, identity.user_id)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
-        if self.identities.pop(sid, None) is not None:
-            self._metrics.connected_clients.dec()
+        identity = self.identities.pop(sid, None)
+        if identity is None:
+            return
+        self._metrics.connected_clients.dec()
+        self._watching.pop(sid, None)
+        session_id = self._joined.pop(sid, None)
+        if session_id is None:
+            return
+        clean = reason == socketio.AsyncServer.reason.CLIENT_DISCONNECT
+        log.info(
+            "disconnected session=%s user=%s sid=%s reason=%s",
+            session_id,
+            identity.user_id,
+            sid,
+            reason,
+        )
+        try:
+            if clean:
+                await self._rooms.leave(session_id, identity.user_id, self.connection_id(sid))
+            else:
+                await self._rooms.drop(session_id, identity.user_id, self.connection_id(sid))
+        except Exception:
+            log.exception("presence update failed on disconnect session=%s", session_id)
+
+    # -- the classroom -------------------------------------------------------------------------
+    async def on_join(self, sid: str, data: Any = None) -> Ack:
+        async def work(identity: Identity) -> Ack:
+            payload = parse(JoinPayload, data)
+            session_id = payload.session_id
+            current = self._joined.get(sid)
+            if current is not None and current != session_id:
+                await self._leave(sid, identity, current)
+            view = await self._sessions.enter_classroom(identity, session_id)
+            self._remember_session(session_id, view)
+            member = Member(identity.user_id, identity.name, identity.role)
+            await self.enter_room(sid, classroom_room(session_id))
+            await self.enter_room(sid, participant_room(session_id, identity.user_id))
+            try:
+                snapshot = await self._rooms.join(session_id, member, self.connection_id(sid))
+            except ClassroomClosed:
+                await self.leave_room(sid, classroom_room(session_id))
+                await self.leave_room(sid, participant_room(session_id, identity.user_id))
+                raise
+            self._joined[sid] = session_id
+            self._metrics.joins.inc()
+            self._watch_cap(session_id, view)
+            return ok(
+                session=view,
+                version=snapshot.version,
+                participants=[p.to_dict() for p in self._rooms.with_media(snapshot).participants],
+                ice_servers=self._ice_servers(identity),
+            )
+
+        return await self._run("join", sid, work)
+
+    async def on_leave_call(self, sid: str, data: Any = None) -> Ack:
+        async def work(identity: Identity) -> Ack:
+            parse(EmptyPayload, data)
+            session_id = self._joined.get(sid)
+            if session_id is None:
+                return ok(can_complete=False)
+            await self._leave(sid, identity, session_id)
+            can_complete = False
+            if identity.role == "tutor":
+                can_complete = await self._sessions.can_complete(identity, session_id)
+            return ok(can_complete=can_complete)
+
+        return await self._run("leave_call", sid, work)
+
+    async def on_log_time_and_leave(self, sid: str, data: Any = None) -> Ack:
+        async def work(identity: Identity) -> Ack:
+            payload = parse(LogTimePayload, data)
+            session_id = self._joined.get(sid)
+            if session_id is None:
+                raise NotInClassroom()
+            view = await self._sessions.complete_session(
+                identity, session_id, payload.minutes, payload.recap
+            )
+            if self._joined.get(sid) == session_id:
+                await self._leave(sid, identity, session_id)
+            return ok(session=view)
+
+        return await self._run("log_time_and_leave", sid, work)
+
+    async def _leave(self, sid: str, identity: Identity, session_id: str) -> None:
+        self._joined.pop(sid, None)
+        await self.leave_room(sid, classroom_room(session_id))
+        await self.leave_room(sid, participant_room(session_id, identity.user_id))
+        await self._rooms.leave(session_id, identity.user_id, self.connection_id(sid))
+
+    # -- the details page ----------------------------------------------------------------------
+    async def on_watch(self, sid: str, data: Any = None) -> Ack:
+        async def work(identity: Identity) -> Ack:
+            payload = parse(WatchPayload, data)
+            view = await self._sessions.get_session(identity, payload.session_id)
+            self._remember_session(payload.session_id, view)
+            await self.enter_room(sid, watch_room(payload.session_id))
+            self._watching.setdefault(sid, set()).add(payload.session_id)
+            snapshot = await self._rooms.snapshot(payload.session_id)
+            return ok(
+                session=view,
+                version=snapshot.version,
+                participants=[p.to_dict() for p in snapshot.participants],
+                can_complete=bool(view.get("can_complete")),
+            )
+
+        return await self._run("watch", sid, work)
+
+    async def on_unwatch(self, sid: str, data: Any = None) -> Ack:
+        async def work(identity: Identity) -> Ack:
+            payload = parse(WatchPayload, data)
+            await self.leave_room(sid, watch_room(payload.session_id))
+            self._watching.get(sid, set()).discard(payload.session_id)
+            return ok()
+
+        return await self._run("unwatch", sid, work)
+
+    # -- room listener: announce after the change is recorded ----------------------------------
+    async def presence_changed(self, change: Change) -> None:
+        snapshot = self._rooms.with_media(change.snapshot)
+        payload = snapshot.to_dict()
+        await self.emit(
+            "presence",
+            payload,
+            room=[classroom_room(snapshot.session_id), watch_room(snapshot.session_id)],
+        )
+        await self._push_can_complete(snapshot.session_id)
+
+    async def _push_can_complete(self, session_id: str) -> None:
+        tutor_id = self._tutors.get(session_id)
+        if tutor_id is None:
+            return
+        for sid, watched in list(self._watching.items()):
+            identity = self.identities.get(sid)
+            if identity is None or identity.user_id != tutor_id or session_id not in watched:
+                continue
+            try:
+                value = await self._sessions.can_complete(identity, session_id)
+            except ClassroomError:
+                value = False
+            await self.emit(
+                "can_complete", {"session_id": session_id, "can_complete": value}, to=sid
+            )
+
+    async def classroom_closed(self, session_id: str, reason: str) -> None:
+        cap = self._caps.pop(session_id, None)
+        if cap is not None and cap is not asyncio.current_task():
+            cap.cancel()
+        await self.emit(
+            "classroom_closed",
+            {"session_id": session_id, "reason": reason},
+            room=[classroom_room(session_id), watch_room(session_id)],
+        )
+        for sid in [s for s, joined in self._joined.items() if joined == session_id]:
+            self._joined.pop(sid, None)
+            await self.leave_room(sid, classroom_room(session_id))
+            identity = self.identities.get(sid)
+            if identity is not None:
+                await self.leave_room(sid, participant_room(session_id, identity.user_id))
+
+    # -- the hard cap --------------------------------------------------------------------------
+    def _remember_session(self, session_id: str, view: dict[str, Any]) -> None:
+        tutor = view.get("tutor") or {}
+        if isinstance(tutor, dict) and isinstance(tutor.get("id"), str):
+            self._tutors[session_id] = tutor["id"]
+
+    def _watch_cap(self, session_id: str, view: dict[str, Any]) -> None:
+        if session_id in self._caps:
+            return
+        closes_at = _closes_at(view)
+        if closes_at is None:
+            return
+        delay = max(0.0, (closes_at - datetime.now(UTC)).total_seconds())
+        self._caps[session_id] = asyncio.create_task(
+            self._close_at_cap(session_id, delay), name=f"cap:{session_id}"
+        )
+
+    async def _close_at_cap(self, session_id: str, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+            await self._rooms.close(session_id, "hard_cap")
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("hard cap close failed session=%s", session_id)
+        finally:
+            if self._caps.get(session_id) is asyncio.current_task():
+                del self._caps[session_id]
+
+    async def close(self) -> None:
+        tasks = list(self._caps.values())
+        self._caps.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -113,14 +113,14 @@ async def test_join_racing_the_gate_never_both_succeed(store: PresenceStore, roo
         name = f"{room}-{round_}"
         await store.join(name, TUTOR, "n:t")
 
-        async def join() -> bool:
+        async def join(name: str = name, round_: int = round_) -> bool:
             try:
                 await store.join(name, STUDENT, f"n:s{round_}")
                 return True
             except ClassroomClosed:
                 return False
 
-        async def complete() -> bool:
+        async def complete(name: str = name) -> bool:
             try:
                 await store.close_for_completion(name, "t")
                 return True
