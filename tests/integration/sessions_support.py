@@ -20,6 +20,12 @@ RECAP = (
     "How the tutee did: confident by the end. Next steps: word problems and graphs."
 )
 assert len(RECAP) >= 150
+# Exactly 150 characters, as a tutor would write it.
+RECAP_150 = (
+    "Covered factoring and the quadratic formula; Sara solved six problems alone and checked "
+    "her answers. Next: word problems and graphing parabolas later."
+)
+assert len(RECAP_150) == 150
 
 
 def recap(length: int = 150) -> str:

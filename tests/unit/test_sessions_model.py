@@ -281,7 +281,6 @@ def test_needs_review_above_overlap_plus_ten_minutes() -> None:
     overlap = 30 * 60
     assert not model.needs_review(40, overlap)  # exactly +10
     assert model.needs_review(45, overlap)
-    assert not model.needs_review(40, overlap - 1 + 1)
-    assert model.needs_review(40, overlap - 1)
+    assert model.needs_review(40, overlap - 1)  # one second less together
     assert model.needs_review(15, 0)
     assert not model.needs_review(10, 0)
