@@ -113,7 +113,11 @@ def _service(request: web.Request) -> SessionService:
 
 def _query_instant(request: web.Request, name: str) -> datetime | None:
     value = request.query.get(name)
-    return None if value in (None, "") else parse_instant(value, name)
+    if value is None or value == "":
+        return None
+    if len(value) > 6 and value[-6] == " ":  # an unencoded "+01:00" arrives as " 01:00"
+        value = value[:-6] + "+" + value[-5:]
+    return parse_instant(value, name)
 
 
 def _query_int(request: web.Request, name: str, default: int) -> int:

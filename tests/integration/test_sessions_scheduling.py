@@ -89,6 +89,10 @@ async def test_lists_show_what_each_person_may_see(api: Api, people: People) -> 
     window = f"?from={iso(MONDAY)}&to={iso(MONDAY + timedelta(hours=1))}"
     assert await ids(people.tutor, window) == [mine["id"]]
     assert await ids(people.tutor, "?state=cancelled") == []
+    # An offset written with an unencoded "+" (a space once decoded) is understood.
+    assert await ids(
+        people.tutor, "?from=2030-03-04T18:00:00+01:00&to=2030-03-04T19:00:00%2B01:00"
+    ) == [mine["id"]]
     listed = (await api.get("/api/sessions", people.student))["sessions"][0]
     assert "notes" not in listed and "history" not in listed
     for query, code in [
