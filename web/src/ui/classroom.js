@@ -402,7 +402,7 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
           tabindex: "-1",
           class: "menu-item",
           onclick: () => {
-            closeMenu();
+            closeMenu({ focus: true }); // the pop-up gives focus back to the hang-up button
             logTimeAndLeave();
           },
         },

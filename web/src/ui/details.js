@@ -586,7 +586,9 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
     conn.on("can_complete", (data) => {
       if (data?.session_id !== sessionId) return;
       liveCanComplete = true;
-      canComplete = Boolean(data.can_complete) && COMPLETABLE.includes(session.state);
+      const next = Boolean(data.can_complete) && COMPLETABLE.includes(session.state);
+      if (next !== canComplete) replace(flash); // an earlier "left the call" note is now stale
+      canComplete = next;
       drawClassroom();
     }),
     conn.on("classroom_closed", (data) => {
