@@ -293,6 +293,8 @@ class Peer:
 
     async def _reset(self, reason: str) -> None:
         """Start over with a fresh peer connection (the client must offer again)."""
+        if self.closed:  # closed while this call was under way: no new connection
+            raise MediaNotOpen()
         log.warning("media: resetting connection session=%s user=%s: %s", *self._ids, reason)
         old = self.pc
         self.resets += 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiortc import RTCSessionDescription
@@ -10,7 +12,7 @@ from aiortc import RTCSessionDescription
 from classroom.media.gateway import AiortcMediaGateway
 from classroom.media.port import MediaStatus, NegotiationGlare, NoPendingOffer, WrongConnection
 from tests.integration.test_media_gateway import SESSION, Classroom, media_settings, sees_everyone
-from tests.integration.test_media_support import SyntheticCamera, until
+from tests.integration.test_media_support import MediaClient, SyntheticCamera, until
 
 StatusCall = tuple[str, str, MediaStatus]
 
@@ -133,3 +135,38 @@ async def test_a_participant_without_camera_still_receives(classroom: Classroom)
     )
     assert classroom.gateway.stats(SESSION)["viewer"]["publishing"] == []
     assert tutor.mapping == {}
+
+
+async def test_leaving_during_a_negotiation_leaves_nothing_behind(classroom: Classroom) -> None:
+    from classroom.media.port import MediaNotOpen
+
+    tutor = await classroom.join("tutor")
+    gateway = classroom.gateway
+    student = MediaClient("student")
+    classroom.clients["student"] = student
+    await gateway.open_participant(SESSION, "student", "Student", student.send)
+    await student.pc.setLocalDescription(await student.pc.createOffer())
+    peer = gateway._rooms[SESSION]["student"]
+
+    # hold the server inside its negotiation, so the leave lands in the middle of it
+    entered, proceed = asyncio.Event(), asyncio.Event()
+    apply_offer = peer.pc.setRemoteDescription
+
+    async def held(description: Any) -> None:
+        entered.set()
+        await proceed.wait()
+        await apply_offer(description)
+
+    peer.pc.setRemoteDescription = held  # type: ignore[method-assign]
+    offering = asyncio.ensure_future(
+        gateway.handle_offer(SESSION, "student", student.pc.localDescription.sdp)
+    )
+    async with asyncio.timeout(5):
+        await entered.wait()
+    await gateway.close_participant(SESSION, "student")
+    proceed.set()
+    outcome = (await asyncio.gather(offering, return_exceptions=True))[0]
+    assert isinstance(outcome, MediaNotOpen)
+    assert peer.closed and peer.pc.connectionState == "closed"  # no new connection made
+    assert gateway.connection_count() == 1  # the tutor's
+    assert tutor.answer_errors == []
