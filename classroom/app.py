@@ -25,6 +25,9 @@ from classroom.http import (
 from classroom.media.port import MediaGateway
 from classroom.media.presence import MediaFollowsPresence
 from classroom.metrics import CONTENT_TYPE_LATEST, Metrics
+from classroom.notify.api import add_routes as add_calendar_routes
+from classroom.notify.session_events import SessionEventNotifications
+from classroom.notify.wiring import install_notifications
 from classroom.rooms.attendance import AttendanceLog
 from classroom.rooms.memory import MemoryPresence
 from classroom.rooms.service import RoomService
@@ -61,14 +64,20 @@ def create_app(settings: Settings) -> web.Application:
     app[DB] = db
     app[USERS] = UserDirectory(db)
 
+    # Notifications: an outbox written in the changes' transactions, delivered by a worker.
+    notifier = install_notifications(app, settings, db)
+    add_calendar_routes(app, db)
+
     # The live classroom: presence backend, attendance, the completion gate.
     presence = MemoryPresence()
-    rooms = RoomService(presence, AttendanceLog(db), metrics, settings.reconnect_grace)
+    rooms = RoomService(presence, AttendanceLog(db, notifier), metrics, settings.reconnect_grace)
     app[ROOMS] = rooms
 
     # Sessions: scheduling, lifecycle, completion, money (classroom/sessions).
     # (wired here: the service takes `rooms` as its ClassroomGate)
-    sessions = SessionService(db, settings, classroom=rooms)
+    sessions = SessionService(
+        db, settings, classroom=rooms, events=SessionEventNotifications(notifier)
+    )
     app[SESSIONS] = sessions
     add_session_routes(app)
 

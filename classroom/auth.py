@@ -13,6 +13,7 @@ from classroom.errors import Unauthenticated
 Role = Literal["tutor", "student", "parent", "admin"]
 ROLES: tuple[Role, ...] = ("tutor", "student", "parent", "admin")
 ALGORITHM = "HS256"
+CALENDAR_PURPOSE = "calendar"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,36 @@ class TokenCodec:
             claims["children"] = list(children)
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
+    def encode_calendar(self, identity: Identity, ttl_seconds: int) -> str:
+        """A long-lived token that opens the caller's calendar feed and nothing else."""
+        claims: dict[str, Any] = {
+            "sub": identity.user_id,
+            "role": identity.role,
+            "name": identity.name,
+            "exp": int(time.time()) + ttl_seconds,
+            "purpose": CALENDAR_PURPOSE,
+        }
+        if identity.children:
+            claims["children"] = list(identity.children)
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def decode_calendar(self, token: object) -> Identity:
+        """Accept a calendar token (from ``encode_calendar``) only."""
+        claims = self._claims(token)
+        if claims.get("purpose") != CALENDAR_PURPOSE:
+            raise Unauthenticated(
+                "This link needs a calendar token; get one from /api/me/calendar."
+            )
+        return identity_from_claims(claims)
+
     def decode(self, token: object) -> Identity:
+        """An access token of the platform. Calendar tokens open nothing but the feed."""
+        claims = self._claims(token)
+        if "purpose" in claims:
+            raise Unauthenticated("This token is only good for the calendar feed.")
+        return identity_from_claims(claims)
+
+    def _claims(self, token: object) -> dict[str, Any]:
         if not isinstance(token, str) or not token:
             raise Unauthenticated("A valid access token is required.")
         try:
@@ -68,7 +98,7 @@ class TokenCodec:
             raise Unauthenticated("The access token's signature is not valid.") from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"The access token is not valid ({exc}).") from None
-        return identity_from_claims(claims)
+        return claims
 
 
 def identity_from_claims(claims: dict[str, Any]) -> Identity:

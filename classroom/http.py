@@ -108,10 +108,17 @@ async def identity_of(request: web.Request) -> Identity:
     return identity
 
 
+PUBLIC_API_PATHS = frozenset({"/api/calendar.ics"})  # authenticates with its own calendar token
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every ``/api`` route needs an authenticated caller."""
-    if request.path.startswith("/api/") and request.method != "OPTIONS":
+    if (
+        request.path.startswith("/api/")
+        and request.method != "OPTIONS"
+        and request.path not in PUBLIC_API_PATHS
+    ):
         await identity_of(request)
     return await handler(request)
 

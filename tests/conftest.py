@@ -126,11 +126,14 @@ AppFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
 @pytest.fixture
-async def make_client(db: Database, database_url: str, aiohttp_client: Any) -> AppFactory:
+async def make_client(
+    db: Database, database_url: str, aiohttp_client: Any, tmp_path: Path
+) -> AppFactory:
     """Start a real server on 127.0.0.1 for the app built from settings; return its HTTP client."""
 
     async def factory(**overrides: Any) -> TestClient[Any, Any]:
         url = overrides.pop("database_url", database_url)
+        overrides.setdefault("mail_dir", str(tmp_path / "mail"))
         app = create_app(make_settings(url, **overrides))
         client: TestClient[Any, Any] = await aiohttp_client(TestServer(app, host="127.0.0.1"))
         return client

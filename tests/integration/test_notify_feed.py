@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from classroom.auth import TokenCodec
+from classroom.auth import Identity, TokenCodec
 from classroom.db.engine import Database
 from classroom.db.tables import ParentLink, SessionParticipant, User, utcnow
 from classroom.db.tables import Session as SessionRow
@@ -68,21 +68,24 @@ async def test_feed_shows_each_caller_their_own_sessions(
     await seed(db)
     client: TestClient[Any, Any] = await aiohttp_client(feed_app(db))
 
-    async def feed(token: str) -> str:
+    codec = TokenCodec(JWT_SECRET)
+
+    async def feed(who: Identity) -> str:
+        token = codec.encode_calendar(who, ttl_seconds=3600)
         response = await client.get("/api/calendar.ics", params={"token": token})
         assert response.status == 200, await response.text()
         assert response.headers["Content-Type"] == "text/calendar; charset=utf-8"
         return await response.text()
 
-    tutor = await feed(people.token(people.tutor))
+    tutor = await feed(people.tutor)
     assert uids(tutor) == ["mine@classroom", "gone@classroom", "other@classroom"]
     assert "secret tutor notes" not in tutor
     lines = unfold(tutor)
     assert "STATUS:CANCELLED" in lines and "SEQUENCE:1" in lines
-    assert uids(await feed(people.token(people.student))) == ["mine@classroom", "gone@classroom"]
-    assert uids(await feed(people.token(people.parent))) == ["mine@classroom", "gone@classroom"]
-    assert uids(await feed(people.token(people.student2))) == ["other@classroom"]
-    assert uids(await feed(people.token(people.admin))) == []
+    assert uids(await feed(people.student)) == ["mine@classroom", "gone@classroom"]
+    assert uids(await feed(people.parent)) == ["mine@classroom", "gone@classroom"]
+    assert uids(await feed(people.student2)) == ["other@classroom"]
+    assert uids(await feed(people.admin)) == []
 
     bearer = await client.get("/api/calendar.ics", headers=people.headers(people.student))
     assert bearer.status == 200
@@ -90,7 +93,9 @@ async def test_feed_shows_each_caller_their_own_sessions(
 
 async def test_feed_refuses_a_missing_or_bad_token(db: Database, aiohttp_client: Any) -> None:
     client: TestClient[Any, Any] = await aiohttp_client(feed_app(db))
-    for params in ({}, {"token": "nonsense"}):
+    # An access token in a link would leak API access: the link takes calendar tokens only.
+    access = TokenCodec(JWT_SECRET).encode("student-1", "student", "Sara")
+    for params in ({}, {"token": "nonsense"}, {"token": access}):
         response = await client.get("/api/calendar.ics", params=params)
         assert response.status == 401
         body = await response.json()
@@ -121,3 +126,20 @@ async def test_wiring_starts_the_worker_wakes_it_on_commit_and_stops_it(
     await client.close()
     assert not worker.running
     await worker.close()  # idempotent after the app stopped it
+
+
+async def test_calendar_link_through_the_application(
+    db: Database, people: People, client: TestClient[Any, Any]
+) -> None:
+    await seed(db)
+    response = await client.get("/api/me/calendar", headers=people.headers(people.student))
+    assert response.status == 200
+    link = await response.json()
+    assert "/api/calendar.ics?token=" in link["url"]
+    feed = await client.get("/api/calendar.ics", params={"token": link["token"]})
+    assert feed.status == 200
+    assert uids(await feed.text()) == ["mine@classroom", "gone@classroom"]
+    # The calendar token opens the feed and nothing else.
+    api = await client.get("/api/sessions", headers={"Authorization": f"Bearer {link['token']}"})
+    assert api.status == 401
+    assert (await client.get("/api/me/calendar")).status == 401
