@@ -12,7 +12,7 @@ const SENTENCES = {
   not_accepted:
     "Every participant has to accept the session first. A session started before it is accepted is marked as missed and cannot be billed.",
   not_a_participant: "You are not a participant of this session.",
-  classroom_not_open: "The classroom is not open yet. It opens 15 minutes before the start time.",
+  classroom_not_open: "The classroom is not open yet. It opens shortly before the start time.",
   classroom_closed: "The classroom is closed: the session has ended.",
   not_in_classroom: "You are no longer in the classroom. Join it again to continue.",
   participants_remain:
