@@ -100,6 +100,9 @@ def create_app(settings: Settings) -> web.Application:
         namespace.media = media
         app[MEDIA] = media
         rooms.add_listener(MediaFollowsPresence(media, namespace.sender_for))
+        rooms.use_media_stats(media.stats)
+        metrics.forwarded_streams.set_function(media.forwarded_stream_count)
+    metrics.live_classrooms.set_function(namespace.live_classroom_count)
     sio.register_namespace(namespace)
     sio.attach(app)
     app[SIO] = sio

@@ -179,6 +179,12 @@ class AiortcMediaGateway:
             }
         return result
 
+    def forwarded_stream_count(self) -> int:
+        """Tracks currently forwarded to subscribers on this process (for metrics)."""
+        return sum(
+            peer.slots.receiving() for room in self._rooms.values() for peer in room.values()
+        )
+
     def connection_count(self) -> int:
         """Open peer connections (for tests and metrics)."""
         return sum(

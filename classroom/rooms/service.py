@@ -2,7 +2,8 @@
 
 Each room's changes are serialised (one lock per classroom in this process; the presence backend
 makes each change atomic across processes), recorded in the attendance log, and only then
-announced, so the snapshots a client receives never go backwards.
+announced, so the snapshots a client receives never go backwards. What every process must act on
+(a closed classroom, who left) also goes out on the ``Cluster`` (``classroom.rooms.cluster``).
 """
 
 from __future__ import annotations
@@ -10,19 +11,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from classroom.errors import ClassroomClosed, ParticipantsRemain
 from classroom.metrics import Metrics
 from classroom.rooms.attendance import AttendanceLog
+from classroom.rooms.cluster import (
+    CLASSROOM_CLOSED,
+    PRESENCE_CHANGED,
+    Cluster,
+    LocalCluster,
+    Message,
+)
 from classroom.rooms.model import Change, LeaveReason, Member
 from classroom.rooms.ports import PresenceStore
 from classroom.sessions.ports import PresenceEntry, PresenceSnapshot
 
 log = logging.getLogger(__name__)
+
+LeftElsewhere = Callable[[str, str], Awaitable[None]]
+"""``(session_id, user_id)``: a participant left through another process (see ``on_left_elsewhere``)."""
 
 
 class RoomListener(Protocol):
@@ -43,6 +55,7 @@ class RoomService:
         metrics: Metrics,
         reconnect_grace: float,
         clock: Callable[[], float] = time.time,
+        cluster: Cluster | None = None,
     ) -> None:
         self.presence = presence
         self._attendance = attendance
@@ -53,9 +66,21 @@ class RoomService:
         self._timers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._listeners: list[RoomListener] = []
         self._media: dict[str, dict[str, str]] = {}  # session -> user -> media connection state
+        self._origin = uuid.uuid4().hex
+        self._left_elsewhere: list[LeftElsewhere] = []
+        self.cluster: Cluster = cluster or LocalCluster()
+        self.cluster.subscribe(CLASSROOM_CLOSED, self._closed_here)
+        self.cluster.subscribe(PRESENCE_CHANGED, self._changed_elsewhere)
+        self._media_stats: Callable[[str], dict[str, dict[str, Any]]] = lambda session_id: {}
 
     def add_listener(self, listener: RoomListener) -> None:
         self._listeners.append(listener)
+
+    def on_left_elsewhere(self, callback: LeftElsewhere) -> None:
+        """Call ``callback(session_id, user_id)`` when a participant left through another process
+        (a grace expiry or a sweep there) and is not back: this process's resources for them (the
+        room's media, on its home) are released. Never called for changes made here."""
+        self._left_elsewhere.append(callback)
 
     def _lock(self, session_id: str) -> asyncio.Lock:
         lock = self._locks.get(session_id)
@@ -87,6 +112,34 @@ class RoomService:
                 await listener.presence_changed(change)
             except Exception:
                 log.exception("presence listener failed session=%s", session_id)
+        message: Message = {
+            "session_id": session_id,
+            "version": change.snapshot.version,
+            "left": [member.user_id for member, _ in change.left],
+            "origin": self._origin,
+        }
+        try:
+            await self.cluster.publish(PRESENCE_CHANGED, message)
+        except Exception:
+            log.exception("presence change not published session=%s", session_id)
+
+    async def _changed_elsewhere(self, message: Message) -> None:
+        left = message.get("left")
+        if message.get("origin") == self._origin or not left:
+            return
+        session_id = str(message["session_id"])
+        async with self._lock(session_id):  # no join here can interleave with the check
+            present = {p.user_id for p in (await self.presence.snapshot(session_id)).participants}
+            for user_id in (str(u) for u in left if u not in present):
+                self._cancel_timer(session_id, user_id)
+                self.set_media_status(session_id, user_id, None)
+                for callback in self._left_elsewhere:
+                    try:
+                        await callback(session_id, user_id)
+                    except Exception:
+                        log.exception(
+                            "left-elsewhere handler failed session=%s user=%s", session_id, user_id
+                        )
 
     # -- participants --------------------------------------------------------------------------
     async def join(self, session_id: str, member: Member, connection: str) -> PresenceSnapshot:
@@ -164,6 +217,12 @@ class RoomService:
         return self.with_media(await self.presence.snapshot(session_id))
 
     # -- media detail (this process's media connections) ---------------------------------------
+    def use_media_stats(self, provider: Callable[[str], dict[str, dict[str, Any]]]) -> None:
+        self._media_stats = provider
+
+    def media_stats(self, session_id: str) -> dict[str, dict[str, Any]]:
+        return self._media_stats(session_id)
+
     def set_media_status(self, session_id: str, user_id: str, status: str | None) -> None:
         states = self._media.setdefault(session_id, {})
         if status is None:
@@ -192,8 +251,28 @@ class RoomService:
         await self.close(session_id, "completed")
 
     async def close(self, session_id: str, reason: str) -> None:
-        """Close the classroom for good (completion, hard cap): everyone out, joins refused."""
+        """Close the classroom for good (completion): everyone out, joins refused, and every
+        process takes its own sockets out and stops the room's media."""
         await self._apply(session_id, lambda: self.presence.close(session_id))
+        await self.cluster.publish(CLASSROOM_CLOSED, {"session_id": session_id, "reason": reason})
+        log.info("classroom closed session=%s reason=%s", session_id, reason)
+
+    async def close_at_cap(self, session_id: str) -> bool:
+        """The hard cap passed. Every process that has sockets in the classroom keeps a timer for
+        it; the atomic close lets exactly one of them take the participants out and announce it.
+        Returns whether this call did (False: closed already, or nobody was in)."""
+        change = await self._apply(session_id, lambda: self.presence.close(session_id))
+        if not change.changed:
+            return False
+        await self.cluster.publish(
+            CLASSROOM_CLOSED, {"session_id": session_id, "reason": "hard_cap"}
+        )
+        log.info("classroom closed session=%s reason=hard_cap", session_id)
+        return True
+
+    async def _closed_here(self, message: Message) -> None:
+        """On every process: a classroom closed (here or elsewhere)."""
+        session_id, reason = str(message["session_id"]), str(message.get("reason", "closed"))
         for key in [k for k in self._timers if k[0] == session_id]:
             self._cancel_timer(*key)
         self._media.pop(session_id, None)
@@ -202,7 +281,6 @@ class RoomService:
                 await listener.classroom_closed(session_id, reason)
             except Exception:
                 log.exception("close listener failed session=%s", session_id)
-        log.info("classroom closed session=%s reason=%s", session_id, reason)
 
     async def close_all_timers(self) -> None:
         tasks = list(self._timers.values())

@@ -129,6 +129,8 @@ class ServiceBase:
         view["can_complete"] = False
         if loaded.relation == "tutor":
             view["can_complete"] = await self._gate_would_pass(loaded, now, deadline, snapshot)
+        if loaded.relation in ("tutor", "admin") and row.mode == "online":
+            view["media_stats"] = self._classroom.media_stats(row.id)
         return view
 
     async def get_session(self, identity: Identity, session_id: str) -> dict[str, Any]:

@@ -61,3 +61,7 @@ class ClassroomGate(Protocol):
 
     async def completed(self, session_id: str) -> None:
         """Called after a completion is committed: the room is told and its media torn down."""
+
+    def media_stats(self, session_id: str) -> dict[str, dict[str, Any]]:
+        """Per participant: media state, packets/bytes forwarded, keyframe requests (this
+        process's media connections; empty when media is off or elsewhere)."""

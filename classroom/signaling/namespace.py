@@ -135,6 +135,10 @@ class ClassroomNamespace(MediaSignaling, socketio.AsyncNamespace):  # type: igno
     def _ice_servers(self, identity: Identity) -> list[dict[str, Any]]:
         return self.media.ice_servers(identity.user_id) if self.media is not None else []
 
+    def live_classroom_count(self) -> int:
+        """Classrooms with at least one participant connected to this process."""
+        return len(set(self._joined.values()))
+
     def current_room(self, sid: str) -> tuple[str, Identity] | None:
         session_id = self._joined.get(sid)
         identity = self.identities.get(sid)

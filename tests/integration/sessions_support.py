@@ -83,6 +83,9 @@ class FakeGate:
         if self.fail_completed:
             raise RuntimeError("media teardown failed")
 
+    def media_stats(self, session_id: str) -> dict[str, dict[str, Any]]:
+        return {}
+
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
 

@@ -81,6 +81,21 @@ async def test_media_follows_the_classroom(db: Database, people: People, make_cl
             "student-2": "connected",
         }
 
+        # The tutor sees the forwarding figures in the session details; students do not.
+        details = await server.get(
+            f"/api/sessions/{session_id}", headers=people.headers(people.tutor)
+        )
+        stats = (await details.json())["media_stats"]
+        assert set(stats) == {"tutor-1", "student-1", "student-2"}
+        assert all(s["packets_forwarded"] > 0 for s in stats.values())
+        mine = await server.get(
+            f"/api/sessions/{session_id}", headers=people.headers(people.student)
+        )
+        assert "media_stats" not in await mine.json()
+        metrics = await (await server.get("/metrics")).text()
+        assert "classroom_live_classrooms 1.0" in metrics
+        assert "classroom_forwarded_media_streams 0.0" not in metrics
+
         # A student hangs up: their media is closed, the others renegotiate and keep talking.
         leaving = cast.pop()
         assert (await leaving.call("leave_call", {}))["ok"]
