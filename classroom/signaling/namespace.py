@@ -220,6 +220,10 @@ class ClassroomNamespace(MediaSignaling, socketio.AsyncNamespace):  # type: igno
                 await self.leave_room(sid, classroom_room(session_id))
                 await self.leave_room(sid, participant_room(session_id, identity.user_id))
                 raise
+            if sid not in self.identities:
+                # The connection went away while the join was in flight: no ghost left behind.
+                await self._rooms.drop(session_id, identity.user_id, self.connection_id(sid))
+                raise NotInClassroom("The connection closed while joining.")
             self._joined[sid] = session_id
             self._metrics.joins.inc()
             self._watch_cap(session_id, view)
