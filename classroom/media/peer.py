@@ -18,7 +18,12 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from classroom.errors import InvalidState
-from classroom.media.forwarding import Publication, is_forwardable, negotiated_codec
+from classroom.media.forwarding import (
+    ForwardingUnsupported,
+    Publication,
+    is_forwardable,
+    negotiated_codec,
+)
 from classroom.media.offers import keep_negotiated
 from classroom.media.port import (
     InvalidCandidate,
@@ -187,13 +192,22 @@ class Peer:
                         None if codec is None else codec.mimeType,
                     )
                     continue
-                publication = Publication(
-                    user_id=self.user_id,
-                    name=self.name,
-                    mid=mid,
-                    transceiver=transceiver,
-                    on_end=self._publication_ended,
-                )
+                try:
+                    publication = Publication(
+                        user_id=self.user_id,
+                        name=self.name,
+                        mid=mid,
+                        transceiver=transceiver,
+                        on_end=self._publication_ended,
+                    )
+                except ForwardingUnsupported as exc:  # its receiver ended and cannot restart
+                    log.warning(
+                        "media: not forwarding %s track session=%s user=%s: %s",
+                        transceiver.kind,
+                        *self._ids,
+                        exc,
+                    )
+                    continue
                 self.publications[mid] = publication
                 log.info(
                     "media: publishing %s (%s) session=%s user=%s",

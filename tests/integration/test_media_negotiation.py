@@ -174,3 +174,23 @@ async def test_leaving_during_a_negotiation_leaves_nothing_behind(classroom: Cla
     assert peer.closed and peer.pc.connectionState == "closed"  # no new connection made
     assert gateway.connection_count() == 1  # the tutor's
     assert tutor.answer_errors == []
+
+
+async def test_a_track_that_ended_is_not_forwarded_again_and_nothing_resets(
+    classroom: Classroom,
+) -> None:
+    tutor = await classroom.join("tutor")
+    student = await classroom.join("student")
+    await until(lambda: sees_everyone([tutor, student]), 30, "media")
+    gateway = classroom.gateway
+
+    video = next(t for t in tutor.pc.getTransceivers() if t.kind == "video" and t.sender.track)
+    await video.sender.stop()  # RTCP BYE: the server's receiver for it ends
+    await until(
+        lambda: gateway.stats(SESSION)["tutor"]["publishing"] == ["audio"], 10, "video ended"
+    )
+    await tutor.publish(lambda sdp: gateway.handle_offer(SESSION, "tutor", sdp))
+    stats = gateway.stats(SESSION)["tutor"]
+    assert stats["publishing"] == ["audio"] and stats["resets"] == 0
+    before = student.received("tutor", "audio")
+    await until(lambda: student.received("tutor", "audio") > before + 10, 10, "audio goes on")
