@@ -33,8 +33,8 @@ from classroom.sessions.ports import PresenceEntry, PresenceSnapshot
 
 log = logging.getLogger(__name__)
 
+# (session_id, user_id): a participant left through another process (see on_left_elsewhere)
 LeftElsewhere = Callable[[str, str], Awaitable[None]]
-"""``(session_id, user_id)``: a participant left through another process (see ``on_left_elsewhere``)."""
 
 
 class RoomListener(Protocol):
