@@ -132,6 +132,13 @@ async def test_join_log_time_refused_then_completed_and_reviewed(
     await expect(review).to_contain_text("Clear explanations and patient with my questions.")
     await browser.screenshot(student, "student-review")
 
+    # The Sessions page lists it among the past sessions, completed.
+    await student.get_by_role("link", name="← All sessions").click()
+    await student.get_by_role("tab", name="Past").click()
+    card = student.locator(f"article[data-session-id='{session_id}']")
+    await expect(card.locator(".badge")).to_have_text("Completed")
+    await browser.screenshot(student, "student-sessions-past")
+
     assert browser.problems() == []
 
 
