@@ -27,6 +27,11 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./classroom.db"
     redis_url: str | None = None
+    # several processes (with CLASSROOM_REDIS_URL): one prefix per deployment on a shared Redis
+    redis_prefix: str = Field(default="classroom:", min_length=1, max_length=64)
+    redis_pool_size: int = Field(default=20, ge=2, le=1000)
+    heartbeat_interval: float = Field(default=1.0, gt=0)
+    heartbeat_ttl: float = Field(default=3.0, gt=0)
     jwt_secret: str | None = None
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -137,9 +142,22 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator("heartbeat_ttl")
+    @classmethod
+    def _heartbeat_ttl(cls, value: float, info: ValidationInfo) -> float:
+        interval = info.data.get("heartbeat_interval")
+        if isinstance(interval, float | int) and value <= interval:
+            raise ValueError("must be longer than CLASSROOM_HEARTBEAT_INTERVAL")
+        return value
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def base_url(self) -> str:
+        """This process's public base URL (``CLASSROOM_PUBLIC_URL``, else where it listens)."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
 def load_settings(require_secret: bool = True, **overrides: object) -> Settings:

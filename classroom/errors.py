@@ -140,6 +140,19 @@ class Overlap(ClassroomError):
     default_message = "The tutor already has a session at that time."
 
 
+class WrongNode(ClassroomError):
+    """The classroom's media runs on another server process: the client reconnects to ``url``."""
+
+    code = "wrong_node"
+    status = 421
+    default_message = (
+        "This classroom runs on another server; reconnect to the address given and join again."
+    )
+
+    def __init__(self, message: str | None = None, *, url: str) -> None:
+        super().__init__(message, url=url)
+
+
 class ServiceUnavailable(ClassroomError):
     code = "unavailable"
     status = 503

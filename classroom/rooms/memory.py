@@ -74,6 +74,9 @@ class MemoryPresence:
     async def retire(self, node_id: str, now: float) -> None:
         return None
 
+    async def claim_home(self, session_id: str, node_id: str, url: str, now: float) -> str | None:
+        return None  # one process is every classroom's home
+
     async def ping(self) -> None:
         return None
 

@@ -72,6 +72,12 @@ class PresenceStore(Protocol):
     async def retire(self, node_id: str, now: float) -> None:
         """A node shutting down: whatever it still holds is left to the survivors to drop."""
 
+    # -- media affinity: a classroom's media runs on one process, its home -------------------
+    async def claim_home(self, session_id: str, node_id: str, url: str, now: float) -> str | None:
+        """Make ``node_id`` (public base URL ``url``) the classroom's media home unless a live
+        node already is (a home whose heartbeat expired is taken over). Returns None when
+        ``node_id`` is the home, else the home's URL. Raises ``NodeFenced`` for a fenced node."""
+
     async def ping(self) -> None:
         """Raises ``ServiceUnavailable`` when the backend cannot be reached."""
 

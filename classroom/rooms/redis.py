@@ -96,6 +96,7 @@ class RedisPresence:
         self._heartbeat = self.redis.register_script(lua.PRELUDE + lua.HEARTBEAT)
         self._dead = self.redis.register_script(lua.PRELUDE + lua.DEAD_CONNECTIONS)
         self._retire = self.redis.register_script(lua.PRELUDE + lua.RETIRE)
+        self._claim_home = self.redis.register_script(lua.PRELUDE + lua.CLAIM_HOME)
 
     # -- plumbing ------------------------------------------------------------------------------
     def room_key(self, session_id: str) -> str:
@@ -210,6 +211,14 @@ class RedisPresence:
         await self._run(
             self._retire, f"{self.prefix}nodes", node_id, repr(float(now)), str(TOMBSTONE_TTL)
         )
+
+    # -- media affinity ------------------------------------------------------------------------
+    async def claim_home(self, session_id: str, node_id: str, url: str, now: float) -> str | None:
+        key = f"{self.prefix}home:{session_id}"
+        data = json.loads(await self._run(self._claim_home, key, node_id, url, repr(float(now))))
+        if data.get("err") == "node_fenced":
+            raise NodeFenced()
+        return None if data["node"] == node_id else str(data["url"])
 
     async def ping(self) -> None:
         await self._call("ping", self.redis.ping)

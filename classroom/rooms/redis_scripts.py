@@ -14,6 +14,7 @@ A classroom is one JSON document (``<prefix>room:<session>``)::
 - ``<prefix>nodes``        ZSET node -> heartbeat expiry; ``<prefix>seen`` HASH node -> last beat
 - ``<prefix>reaping``      HASH dead node -> last beat, while survivors drop its connections
 - ``<prefix>gone:<node>``  a fenced node's tombstone: its heartbeats and joins are refused
+- ``<prefix>home:<session>`` ``{"node", "url"}``: the process running the classroom's media
 
 The rules are those of ``classroom.rooms.model.RoomState``; the contract suite holds both to them.
 Keys are built inside the scripts from the prefix, so this needs one Redis (not Redis Cluster).
@@ -240,6 +241,25 @@ room.ps = {}
 room.v = room.v + 1
 save(sid, room)
 return result(room, true, {left = left})
+"""
+
+# KEYS[1] = home key. ARGV: 3 node, 4 its public URL, 5 now. The media home: kept while its node
+# heartbeats, else (first join, home dead or fenced) taken by the caller. Returns the home.
+CLAIM_HOME = r"""
+local node, url, now = ARGV[3], ARGV[4], tonumber(ARGV[5])
+if fenced(node) then return refuse('node_fenced') end
+local raw = redis.call('GET', KEY)
+if raw then
+  local home = cjson.decode(raw)
+  if home.node ~= node then
+    local expiry = redis.call('ZSCORE', P .. 'nodes', home.node)
+    if expiry and tonumber(expiry) >= now and not fenced(home.node) then
+      return cjson.encode({node = home.node, url = home.url})
+    end
+  end
+end
+redis.call('SET', KEY, cjson.encode({node = node, url = url}), 'EX', ROOM_TTL)
+return cjson.encode({node = node, url = url})
 """
 
 # ARGV: 3 node, 4 now, 5 ttl. Returns 0 when the node was declared dead (fenced), else 1.

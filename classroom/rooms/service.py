@@ -213,6 +213,11 @@ class RoomService:
     async def reopen(self, session_id: str) -> None:
         await self._apply(session_id, lambda: self.presence.reopen(session_id))
 
+    async def media_home(self, session_id: str, node_id: str, url: str) -> str | None:
+        """Media affinity: None when ``node_id`` is (now) the classroom's media home — the first
+        join, or the home's process died — else the home's public URL."""
+        return await self.presence.claim_home(session_id, node_id, url, self._clock())
+
     async def snapshot(self, session_id: str) -> PresenceSnapshot:
         return self.with_media(await self.presence.snapshot(session_id))
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from classroom.sessions.completion import CompletionUseCases
@@ -24,16 +24,21 @@ from classroom.sessions.scheduling import NewSession, Recurrence, SchedulingUseC
 
 log = logging.getLogger("classroom.sessions")
 
+# With several processes: whether this one runs this round's sweep (a lease; see classroom.lease)
+MayRun = Callable[[], Awaitable[bool]]
+
 
 class SessionService(SchedulingUseCases, LifecycleUseCases, CompletionUseCases):
     """See the mixins for each use case; the classroom calls ``enter_classroom``,
     ``complete_session``, ``can_complete`` and ``get_session``."""
 
-    async def sweep_forever(self, interval: float) -> None:
-        """Run ``sweep`` every ``interval`` seconds until cancelled; errors are logged."""
+    async def sweep_forever(self, interval: float, may_run: MayRun | None = None) -> None:
+        """Run ``sweep`` every ``interval`` seconds until cancelled; errors are logged. With
+        ``may_run``, only the rounds it allows (one process of several holds the lease)."""
         while True:
             try:
-                await self.sweep()
+                if may_run is None or await may_run():
+                    await self.sweep()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -42,9 +47,11 @@ class SessionService(SchedulingUseCases, LifecycleUseCases, CompletionUseCases):
 
 
 @asynccontextmanager
-async def sweeping(service: SessionService, interval: float) -> AsyncIterator[None]:
+async def sweeping(
+    service: SessionService, interval: float, may_run: MayRun | None = None
+) -> AsyncIterator[None]:
     """Keep the sweep running in the background while the block runs; cancel it after."""
-    task = asyncio.create_task(service.sweep_forever(interval), name="sessions-sweep")
+    task = asyncio.create_task(service.sweep_forever(interval, may_run), name="sessions-sweep")
     try:
         yield
     finally:
@@ -54,12 +61,12 @@ async def sweeping(service: SessionService, interval: float) -> AsyncIterator[No
 
 
 def sweep_ctx(
-    get_service: Callable[[], SessionService], interval: float
+    get_service: Callable[[], SessionService], interval: float, may_run: MayRun | None = None
 ) -> Callable[..., AsyncIterator[None]]:
     """An aiohttp ``cleanup_ctx`` running the sweep every ``interval`` seconds."""
 
     async def ctx(app: object) -> AsyncIterator[None]:
-        async with sweeping(get_service(), interval):
+        async with sweeping(get_service(), interval, may_run):
             yield
 
     return ctx

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -18,14 +19,15 @@ import socketio
 
 from classroom.auth import Identity, TokenCodec
 from classroom.errors import (
-    ClassroomClosed,
     ClassroomError,
     Forbidden,
     InternalError,
     NotInClassroom,
+    WrongNode,
 )
 from classroom.media.port import MediaGateway, MediaStatus, SignalSender
 from classroom.metrics import Metrics
+from classroom.rooms.cluster import PRESENCE_CHANGED, Message
 from classroom.rooms.model import Change, Member
 from classroom.rooms.service import RoomService
 from classroom.signaling.media_events import MediaSignaling
@@ -104,8 +106,12 @@ class ClassroomNamespace(MediaSignaling, socketio.AsyncNamespace):  # type: igno
         self._watching: dict[str, set[str]] = {}  # sid -> session ids it watches
         self._tutors: dict[str, str] = {}  # session id -> tutor id, learned on join/watch
         self._caps: dict[str, asyncio.Task[None]] = {}  # session id -> hard-cap timer
+        self._pushes: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.media = media
+        # With media, a classroom's joins go to its media home; others answer ``wrong_node``.
+        self.public_url = "http://127.0.0.1"
         rooms.add_listener(self)
+        rooms.cluster.subscribe(PRESENCE_CHANGED, self._presence_changed_anywhere)
 
     # -- helpers for handlers and mixins -------------------------------------------------------
     def connection_id(self, sid: str) -> str:
@@ -211,12 +217,16 @@ class ClassroomNamespace(MediaSignaling, socketio.AsyncNamespace):  # type: igno
                 await self._leave(sid, identity, current)
             view = await self._sessions.enter_classroom(identity, session_id)
             self._remember_session(session_id, view)
+            if self.media is not None:
+                home = await self._rooms.media_home(session_id, self.node_id, self.public_url)
+                if home is not None:
+                    raise WrongNode(url=home)
             member = Member(identity.user_id, identity.name, identity.role)
             await self.enter_room(sid, classroom_room(session_id))
             await self.enter_room(sid, participant_room(session_id, identity.user_id))
             try:
                 snapshot = await self._rooms.join(session_id, member, self.connection_id(sid))
-            except ClassroomClosed:
+            except Exception:
                 await self.leave_room(sid, classroom_room(session_id))
                 await self.leave_room(sid, participant_room(session_id, identity.user_id))
                 raise
@@ -307,25 +317,36 @@ class ClassroomNamespace(MediaSignaling, socketio.AsyncNamespace):  # type: igno
             payload,
             room=[classroom_room(snapshot.session_id), watch_room(snapshot.session_id)],
         )
-        await self._push_can_complete(snapshot.session_id)
+
+    async def _presence_changed_anywhere(self, message: Message) -> None:
+        """On every process, after a change on any: refresh the tutor's details pages here."""
+        await self._push_can_complete(str(message["session_id"]))
 
     async def _push_can_complete(self, session_id: str) -> None:
         tutor_id = self._tutors.get(session_id)
         if tutor_id is None:
             return
-        for sid, watched in list(self._watching.items()):
-            identity = self.identities.get(sid)
-            if identity is None or identity.user_id != tutor_id or session_id not in watched:
-                continue
-            try:
-                value = await self._sessions.can_complete(identity, session_id)
-            except ClassroomError:
-                value = False
-            await self.emit(
-                "can_complete", {"session_id": session_id, "can_complete": value}, to=sid
-            )
+        lock = self._pushes.get(session_id)
+        if lock is None:
+            lock = self._pushes[session_id] = asyncio.Lock()
+        async with lock:  # one at a time, so the last value pushed is the last one read
+            for sid, watched in list(self._watching.items()):
+                identity = self.identities.get(sid)
+                if identity is None or identity.user_id != tutor_id or session_id not in watched:
+                    continue
+                try:
+                    value = await self._sessions.can_complete(identity, session_id)
+                except ClassroomError:
+                    value = False
+                await self.emit(
+                    "can_complete",
+                    {"session_id": session_id, "can_complete": value},
+                    to=sid,
+                    ignore_queue=True,
+                )
 
     async def classroom_closed(self, session_id: str, reason: str) -> None:
+        """Runs on every process (the cluster): each tells and takes out its own sockets."""
         cap = self._caps.pop(session_id, None)
         if cap is not None and cap is not asyncio.current_task():
             cap.cancel()
@@ -333,6 +354,7 @@ class ClassroomNamespace(MediaSignaling, socketio.AsyncNamespace):  # type: igno
             "classroom_closed",
             {"session_id": session_id, "reason": reason},
             room=[classroom_room(session_id), watch_room(session_id)],
+            ignore_queue=True,
         )
         for sid in [s for s, joined in self._joined.items() if joined == session_id]:
             self._joined.pop(sid, None)
@@ -361,7 +383,7 @@ class ClassroomNamespace(MediaSignaling, socketio.AsyncNamespace):  # type: igno
     async def _close_at_cap(self, session_id: str, delay: float) -> None:
         try:
             await asyncio.sleep(delay)
-            await self._rooms.close(session_id, "hard_cap")
+            await self._rooms.close_at_cap(session_id)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -369,6 +391,25 @@ class ClassroomNamespace(MediaSignaling, socketio.AsyncNamespace):  # type: igno
         finally:
             if self._caps.get(session_id) is asyncio.current_task():
                 del self._caps[session_id]
+
+    # -- node liveness -------------------------------------------------------------------------
+    async def take_new_node_id(self) -> str:
+        """The other processes declared this one dead (it stalled past the heartbeat ttl): what
+        it held is theirs to clean up. Every local socket is disconnected (clients reconnect and
+        join again), this process's media for those classrooms stops, and it goes on under a
+        new node id (``NodeLiveness``'s ``on_fenced``)."""
+        old, self.node_id = self.node_id, uuid.uuid4().hex[:12]
+        log.warning("node fenced, continuing as a new node old=%s node=%s", old, self.node_id)
+        classrooms = set(self._joined.values())
+        for sid in list(self.identities):
+            try:
+                await self.server.disconnect(sid, namespace=self.namespace, ignore_queue=True)
+            except Exception:
+                log.exception("disconnect after fencing failed sid=%s", sid)
+        if self.media is not None:
+            for session_id in classrooms:
+                await self.media.close_room(session_id)
+        return self.node_id
 
     async def close(self) -> None:
         tasks = list(self._caps.values())
