@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import sys
 from typing import Any
@@ -16,6 +17,8 @@ from classroom.config import ConfigError, Settings, load_settings
 from classroom.logs import configure_logging
 
 log = logging.getLogger("classroom")
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def _settings(require_secret: bool = True, **overrides: Any) -> Settings:
@@ -52,6 +55,9 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
         secret = secrets.token_urlsafe(32)
         settings = settings.model_copy(update={"jwt_secret": secret})
         click.echo(f"demo: generated CLASSROOM_JWT_SECRET={secret}")
+    if demo and settings.host in LOOPBACK_HOSTS and "CLASSROOM_MEDIA_LOOPBACK" not in os.environ:
+        # Browsers on this machine reach the server's media over 127.0.0.1.
+        settings = settings.model_copy(update={"media_loopback": True})
     configure_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(_prepare_database(settings))
@@ -65,6 +71,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
         app.on_startup.append(_demo_startup(settings))
     web.run_app(
         app,
+        loop=_tune_process(app, settings),
         host=settings.host,
         port=settings.port,
         print=lambda line: None,
@@ -72,6 +79,20 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
         handle_signals=True,
         shutdown_timeout=5,
     )
+
+
+def _tune_process(app: web.Application, settings: Settings) -> asyncio.AbstractEventLoop | None:
+    """Process-wide knobs of the signaling fast path: the GC schedule and the event loop."""
+    from classroom.app import ACTIVITY
+    from classroom.signaling.fast import GcScheduler, gc_ctx
+
+    if settings.gc_tuning:
+        app.cleanup_ctx.append(gc_ctx(GcScheduler(app[ACTIVITY])))
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return None
 
 
 def _one_line(exc: BaseException) -> str:
