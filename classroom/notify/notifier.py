@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.config import Settings
 from classroom.db.tables import utcnow
-from classroom.notify import messages
+from classroom.notify import absence, messages
 from classroom.notify.events import enqueue_event, iso, presence_event
 from classroom.notify.ical import render_invite
 from classroom.notify.messages import Outgoing
@@ -201,6 +201,93 @@ class Notifier:
         """A student rated and reviewed: the tutor is told."""
         outgoing = messages.review_received(session, student=student, rating=rating, text=text)
         return await self._emails(tx, session, outgoing, 0)
+
+    # --- Messages, no-shows, removed students (classroom/notify/absence.py) -----------------
+
+    def _page(self, fragment: str) -> str | None:
+        """A link into the web client (``CLASSROOM_PUBLIC_URL`` + ``/#/...``), if configured."""
+        return f"{self._link.rstrip('/')}/{fragment}" if self._link else None
+
+    async def message_received(
+        self,
+        tx: AsyncSession,
+        *,
+        recipient: Person,
+        sender: Person,
+        text: str,
+        message_id: int,
+        conversation_id: str,
+        session_id: str | None = None,
+    ) -> int:
+        """A message for someone with no connected socket: one email, once per message."""
+        if not recipient.email:
+            log.info("message %s: %s has no email address", message_id, recipient.user_id)
+            return 0
+        item = absence.message_received(
+            recipient=recipient,
+            sender=sender,
+            text=text,
+            message_id=message_id,
+            link=self._page(f"#/messages/{conversation_id}"),
+        )
+        payload = {"to": recipient.email, "to_name": recipient.display_name}
+        row_id = await enqueue(
+            tx,
+            kind=EMAIL,
+            topic=item.topic,
+            key=item.key,
+            payload={**payload, **item.rendered.to_payload()},
+            recipient=recipient.email,
+            session_id=session_id,
+            subject_id=recipient.user_id,
+        )
+        if row_id is not None:
+            self._written(tx)
+        return int(row_id is not None)
+
+    async def session_no_show(
+        self,
+        tx: AsyncSession,
+        session: SessionInfo,
+        *,
+        reason: str,
+        absent: Sequence[Person],
+        reporter: Person | None = None,
+        fees: Sequence[InvoiceInfo] = (),
+    ) -> int:
+        """Ended as a no-show (``student_no_show`` by the tutor, ``tutor_no_show`` reported by a
+        student): everyone is told who did not come, any fee, and how to find a new time. The
+        webhook is ``session.missed`` (``session_missed``)."""
+        outgoing = absence.no_show(
+            session,
+            reason=reason,
+            absent=absent,
+            reporter=reporter,
+            fees=fees,
+            link=self._page(f"#/sessions/{session.id}"),
+        )
+        return await self._emails(tx, session, outgoing, 0)
+
+    async def participant_removed(
+        self,
+        tx: AsyncSession,
+        session: SessionInfo,
+        *,
+        student: Person,
+        parents: Sequence[Person] = (),
+        reason: str | None = None,
+    ) -> int:
+        """The tutor removed a student (``session`` no longer lists them): the student and their
+        linked parents are told and their calendar event is cancelled (SEQUENCE + 1)."""
+        sequence = await calendar_sequence(tx, session.id, bump=True)
+        outgoing = absence.removed(
+            session,
+            student=student,
+            parents=parents,
+            reason=reason,
+            link=self._page(f"#/sessions/{session.id}"),
+        )
+        return await self._emails(tx, session, outgoing, sequence)
 
     async def schedule_reminders(self, tx: AsyncSession, session: SessionInfo) -> int:
         """Reminders to everyone at each configured offset before the start (past ones skipped).

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from classroom.notify.absence_events import AbsenceEventHandlers
 from classroom.notify.directory import load_person, load_recap, load_review, load_session_info
 from classroom.notify.model import InvoiceInfo, SessionInfo
 from classroom.notify.notifier import Notifier
@@ -40,7 +41,7 @@ def _when(value: object) -> datetime:
     return datetime.fromisoformat(str(value))
 
 
-class SessionEventNotifications:
+class SessionEventNotifications(AbsenceEventHandlers):
     """A ``SessionEvents`` listener that writes the notifications of each event."""
 
     def __init__(self, notifier: Notifier) -> None:

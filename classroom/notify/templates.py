@@ -76,6 +76,40 @@ TEMPLATES: dict[str, MailTemplate] = {
         _t("Reminder: tutoring session $in_time"),
         _t("Your tutoring session with $tutor starts $in_time, on $when."),
     ),
+    "message.received": MailTemplate(
+        _t("New message from $sender"),
+        _t("$sender sent you a message."),
+        _t("Reply from your messages page."),
+    ),
+    "session.no_show:student_no_show": MailTemplate(
+        _t("Missed session: $when"),
+        _t(
+            "$absent did not join the tutoring session with $tutor on $when, "
+            "so $tutor ended it as a no-show."
+        ),
+        _t("$action"),
+    ),
+    "session.no_show:tutor_no_show": MailTemplate(
+        _t("Missed session: $when"),
+        _t(
+            "$tutor did not join the tutoring session on $when while $reporter waited in the "
+            "classroom, so it was marked missed. Nobody is charged for it."
+        ),
+        _t("$action"),
+    ),
+    "session.removed:student": MailTemplate(
+        _t("Removed from the session on $when"),
+        _t(
+            "$tutor removed you from the tutoring session on $when. You will not be charged for it."
+        ),
+    ),
+    "session.removed:parent": MailTemplate(
+        _t("$children removed from the session on $when"),
+        _t(
+            "$tutor removed $children from the tutoring session on $when. "
+            "You will not be charged for it."
+        ),
+    ),
 }
 
 
