@@ -34,6 +34,7 @@ from classroom.rooms.service import RoomService
 from classroom.sessions.api import SESSIONS
 from classroom.sessions.api import add_routes as add_session_routes
 from classroom.sessions.service import SessionService, sweep_ctx
+from classroom.signaling import fast
 from classroom.signaling.namespace import ClassroomNamespace
 from classroom.users.directory import UserDirectory
 
@@ -45,6 +46,7 @@ SIO = web.AppKey("sio", socketio.AsyncServer)
 NAMESPACE = web.AppKey("namespace", ClassroomNamespace)
 ROOMS = web.AppKey("rooms", RoomService)
 MEDIA = web.AppKey("media", MediaGateway)
+ACTIVITY = web.AppKey("activity", fast.Activity)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -81,6 +83,10 @@ def create_app(settings: Settings) -> web.Application:
     app[SESSIONS] = sessions
     add_session_routes(app)
 
+    # The signaling fast path (classroom/signaling/fast.py, CLASSROOM_SIGNALING_FAST). Another
+    # client manager goes through server_options(client_manager=...), its class wrapped in
+    # fast.inline_emit(...) when the fast path is on.
+    activity = fast.Activity()
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         cors_allowed_origins=settings.allowed_origins or None,
@@ -90,7 +96,15 @@ def create_app(settings: Settings) -> web.Application:
         compression_threshold=1 << 30,
         logger=False,
         engineio_logger=False,
+        **fast.server_options(fast=settings.signaling_fast),
     )
+    fast.install(
+        sio,
+        fast=settings.signaling_fast,
+        deflate=settings.websocket_deflate,
+        activity=activity,
+    )
+    app[ACTIVITY] = activity
     namespace = ClassroomNamespace(app[TOKENS], app[USERS], metrics, rooms, sessions)
     if settings.media_enabled:
         # The only place aiortc enters the application.

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     reconnect_grace: float = Field(default=10.0, gt=0)
     ping_interval: float = Field(default=2.0, gt=0)
     ping_timeout: float = Field(default=3.0, gt=0)
+    # signaling: the fast path (classroom/signaling/fast.py), websocket compression, event loop
+    signaling_fast: bool = True
+    websocket_deflate: bool = False
+    gc_tuning: bool = True
+    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
     # media
     ice_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     turn_secret: str | None = None
