@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 PEER = BENCH / "peer"
 RESULTS = BENCH / "results"
+LOGS = RESULTS / "logs"
 PYTHON = sys.executable
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -95,6 +96,8 @@ async def spawn(
     stdin: bool = False,
     stderr_to: Path | None = None,
 ) -> AsyncIterator[Process]:
+    if stderr_to is not None:
+        stderr_to.parent.mkdir(parents=True, exist_ok=True)
     err = open(stderr_to, "ab") if stderr_to is not None else subprocess.DEVNULL
     try:
         proc = await asyncio.create_subprocess_exec(

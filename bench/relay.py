@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import (
+    LOGS,
     PEER,
     PYTHON,
     cpu_seconds,
@@ -49,7 +50,7 @@ async def one(variant: str, mode: str, load: dict[str, Any], tmp: Path) -> dict[
     port = free_port()
     argv = [*VARIANTS[variant][1], "--port" if variant != "node" else "", str(port)]
     argv = [a for a in argv if a]
-    async with spawn(variant, argv, stderr_to=tmp / f"{variant}.log") as server:
+    async with spawn(variant, argv, stderr_to=LOGS / f"relay-{variant}.log") as server:
         await wait_http(port)
         marks: dict[str, float] = {}
 
@@ -62,7 +63,7 @@ async def one(variant: str, mode: str, load: dict[str, Any], tmp: Path) -> dict[
             tmp / f"load-{variant}-{mode}.json",
             on_mark,
             timeout=90,
-            stderr_to=tmp / "load.log",
+            stderr_to=LOGS / "load.log",
         )
         result["server_cpu_s"] = marks.get("end", 0.0) - marks.get("start", 0.0)
         return result

@@ -176,6 +176,7 @@ async function classroom() {
         const ack = await call(p.socket, "join", { session_id: p.session.id }, 30000);
         if (!ack || !ack.ok) throw new Error(JSON.stringify(ack));
         joinAcks.push(now() - t1);
+        p.joined = true;
       } catch (err) {
         joinFailures += 1;
         if (joinFailures < 4) process.stderr.write(`load: join failed: ${err}\n`);
@@ -198,13 +199,14 @@ async function classroom() {
     room[p.role] = p;
     byRoom.set(p.session.id, room);
   }
-  const rooms = [...byRoom.values()];
+  const rooms = [...byRoom.values()].filter((r) => r.tutor.joined && r.student.joined);
   const disconnectRooms = rooms.slice(rooms.length - config.disconnect_rooms);
   const liveRooms = rooms.slice(0, rooms.length - config.disconnect_rooms);
 
   const untilPresence = (p, predicate, timeoutMs) =>
     new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("presence timeout")), timeoutMs);
+      timer.unref();
       const check = (snapshot) => {
         if (predicate(snapshot)) {
           clearTimeout(timer);
@@ -226,6 +228,7 @@ async function classroom() {
     liveRooms.map(async (room, index) => {
       await sleep(index * gap);
       const seen = untilPresence(room.tutor, without(room.student.user), 10000);
+      seen.catch(() => {});
       const t0 = now();
       try {
         await call(room.student.socket, "leave_call", {});
@@ -269,6 +272,7 @@ async function classroom() {
     disconnectRooms.map(async (room, index) => {
       const kind = index % 2 === 0 ? "reset" : "silent";
       const seen = untilPresence(room.tutor, without(room.student.user), config.grace_s * 1000 + 20000);
+      seen.catch(() => {});
       const engine = room.student.socket.io.engine;
       const tcp = engine.transport.ws._socket;
       const t0 = now();

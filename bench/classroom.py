@@ -1,0 +1,183 @@
+"""The classroom's own figures on one `classroom serve` process (SQLite, seeded directly).
+
+    python -m bench.classroom [--runs 3] [--sessions 500] [--grace 3]
+
+Per run: 500 two-person sessions seeded in a fresh SQLite database; one server process; one
+load process (bench/peer/load.js) that (1) connects, authenticates and joins all 1000 clients at
+once (join storm), (2) holds them (memory per connected client: server RSS after / before, deflate
+requested by the clients and refused unless configured), (3) has each student leave, paced, and
+times the tutor's `presence` (presence latency), (4) has each tutor `log_time_and_leave` (the
+completion gate's ack), (5) drops 20 students abruptly — 10 TCP resets, 10 gone silent — and times
+the leave the tutor sees (abrupt disconnect). Medians over runs; bench/results/classroom-*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.harness import (
+    LOGS,
+    ROOT,
+    cpu_seconds,
+    drive_load,
+    free_port,
+    median,
+    need_peer,
+    rss_bytes,
+    spawn,
+    table,
+    wait_http,
+    write_result,
+)
+from classroom.auth import Identity, TokenCodec
+from classroom.db.engine import Database
+from classroom.db.migrate import upgrade
+from tests.support import RECAP, seed_session
+
+SECRET = "bench-secret-" + "x" * 32
+
+
+async def seed(url: str, count: int) -> list[dict[str, str]]:
+    await upgrade(url)
+    db = Database(url)
+    codec = TokenCodec(SECRET)
+    sessions = []
+    try:
+        for i in range(count):
+            tutor = Identity(f"bench-tutor-{i}", "tutor", f"Tutor {i}", f"t{i}@bench.test")
+            student = Identity(f"bench-student-{i}", "student", f"Student {i}", f"s{i}@bench.test")
+            session_id = await seed_session(db, tutor, [student])
+            sessions.append(
+                {
+                    "id": session_id,
+                    "tutor_id": tutor.user_id,
+                    "student_id": student.user_id,
+                    "tutor_token": codec.encode(
+                        tutor.user_id, "tutor", tutor.name, tutor.email, ()
+                    ),
+                    "student_token": codec.encode(
+                        student.user_id, "student", student.name, student.email, ()
+                    ),
+                }
+            )
+    finally:
+        await db.close()
+    return sessions
+
+
+async def one_run(args: argparse.Namespace, tmp: Path, index: int) -> dict[str, Any]:
+    url = f"sqlite+aiosqlite:///{tmp / f'bench-{index}.db'}"
+    sessions = await seed(url, args.sessions)
+    port = free_port()
+    env = {
+        "CLASSROOM_DATABASE_URL": url,
+        "CLASSROOM_JWT_SECRET": SECRET,
+        "CLASSROOM_RECONNECT_GRACE": str(args.grace),
+        "CLASSROOM_MAIL_DIR": str(tmp / "mail"),
+        "CLASSROOM_SIGNALING_FAST": "false" if args.plain else "true",
+        "CLASSROOM_GC_TUNING": "false" if args.plain else "true",
+        "CLASSROOM_LOG_LEVEL": args.log_level,
+    }
+    argv = [str(ROOT / ".venv/bin/classroom"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    async with spawn("classroom", argv, env=env, stderr_to=LOGS / "classroom-server.log") as server:
+        await wait_http(port, timeout=60)
+        await asyncio.sleep(1.0)
+        marks: dict[str, tuple[float, int]] = {}
+
+        def on_mark(name: str) -> None:
+            marks[name] = (cpu_seconds(server.pid), rss_bytes(server.pid))
+
+        config = {
+            "kind": "classroom",
+            "url": f"http://127.0.0.1:{port}",
+            "sessions": sessions,
+            "disconnect_rooms": 20,
+            "leave_rate": 100,
+            "gate_rate": 50,
+            "grace_s": args.grace,
+            "recap": RECAP,
+        }
+        result = await drive_load(
+            config, tmp / "load.json", on_mark, timeout=180, stderr_to=LOGS / "load.log"
+        )
+    clients = result["join_storm"]["clients"]
+    result["memory_per_client_kb"] = (marks["joined"][1] - marks["idle"][1]) / clients / 1024
+    result["server_rss_mb"] = {k: v[1] / 2**20 for k, v in marks.items()}
+    result["server_cpu_s"] = {k: v[0] for k, v in marks.items()}
+    return result
+
+
+FIGURES = [
+    ("join storm total ms (1000 clients)", lambda r: r["join_storm"]["total_ms"], "<= 2000"),
+    ("join ack p99 ms", lambda r: r["join_storm"]["join_ack"]["p99"], "<= 200"),
+    ("join failures", lambda r: r["join_storm"]["failures"], "0"),
+    ("presence p50 ms", lambda r: r["presence"]["latency"]["p50"], ""),
+    ("presence p99 ms", lambda r: r["presence"]["latency"]["p99"], "<= 5"),
+    ("memory per client KB", lambda r: r["memory_per_client_kb"], "<= 40"),
+    ("completion ack p50 ms", lambda r: r["gate"]["ack"]["p50"], ""),
+    ("completion ack p99 ms", lambda r: r["gate"]["ack"]["p99"], "<= 20"),
+    ("completion failures", lambda r: r["gate"]["failures"], "0"),
+    ("TCP reset -> leave, max s", lambda r: _s(r["disconnect"]["reset"]["max"]), "<= grace + 3"),
+    ("silent drop -> leave, max s", lambda r: _s(r["disconnect"]["silent"]["max"]), "<= grace + 3"),
+]
+
+
+def _s(ms: float | None) -> float | None:
+    return None if ms is None else ms / 1000
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    need_peer()
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="bench-classroom-") as name:
+        tmp = Path(name)
+        for index in range(args.runs):
+            result = await one_run(args, tmp, index)
+            runs.append(result)
+            print(
+                f"run {index + 1}: "
+                + ", ".join(f"{label}={_fmt(get(result))}" for label, get, _ in FIGURES),
+                flush=True,
+            )
+    summary = {label: median([get(r) for r in runs]) for label, get, _ in FIGURES}
+    return {"runs": runs, "median": summary, "grace_s": args.grace, "plain": args.plain}
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sessions", type=int, default=500)
+    parser.add_argument("--grace", type=float, default=3.0)
+    parser.add_argument("--plain", action="store_true", help="CLASSROOM_SIGNALING_FAST=false")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args()
+    data = asyncio.run(run(args))
+    rows = [[label, data["median"][label], target] for label, _, target in FIGURES]
+    print()
+    print(
+        table(
+            f"classroom: medians of {args.runs} runs (grace {args.grace} s)",
+            ["figure", "median", "target"],
+            rows,
+        )
+    )
+    spread = [r["join_storm"]["total_ms"] for r in data["runs"]]
+    if len(spread) > 1:
+        print(
+            f"join storm total ms across runs: {[round(s) for s in spread]}, "
+            f"stdev {statistics.stdev(spread):.0f}"
+        )
+    print(f"\nwrote {write_result('classroom', data)}")
+
+
+if __name__ == "__main__":
+    main()
