@@ -25,16 +25,18 @@ from classroom.http import (
 from classroom.media.port import MediaGateway
 from classroom.media.presence import MediaFollowsPresence
 from classroom.metrics import CONTENT_TYPE_LATEST, Metrics
+from classroom.multinode import Node, shared_backends
 from classroom.notify.api import add_routes as add_calendar_routes
 from classroom.notify.session_events import SessionEventNotifications
 from classroom.notify.wiring import install_notifications
 from classroom.rooms.attendance import AttendanceLog
-from classroom.rooms.memory import MemoryPresence
+from classroom.rooms.liveness import NodeLiveness
 from classroom.rooms.service import RoomService
 from classroom.sessions.api import SESSIONS
 from classroom.sessions.api import add_routes as add_session_routes
 from classroom.sessions.service import SessionService, sweep_ctx
 from classroom.signaling import fast
+from classroom.signaling.fanout import RedisFanout
 from classroom.signaling.namespace import ClassroomNamespace
 from classroom.users.directory import UserDirectory
 
@@ -46,6 +48,7 @@ SIO = web.AppKey("sio", socketio.AsyncServer)
 NAMESPACE = web.AppKey("namespace", ClassroomNamespace)
 ROOMS = web.AppKey("rooms", RoomService)
 MEDIA = web.AppKey("media", MediaGateway)
+NODE = web.AppKey("node", Node)
 ACTIVITY = web.AppKey("activity", fast.Activity)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -70,9 +73,19 @@ def create_app(settings: Settings) -> web.Application:
     notifier = install_notifications(app, settings, db)
     add_calendar_routes(app, db)
 
-    # The live classroom: presence backend, attendance, the completion gate.
-    presence = MemoryPresence()
-    rooms = RoomService(presence, AttendanceLog(db, notifier), metrics, settings.reconnect_grace)
+    # The live classroom: presence backend, attendance, the completion gate. With
+    # CLASSROOM_REDIS_URL: Redis presence, Socket.IO fan-out and the cluster (classroom/multinode).
+    shared = shared_backends(
+        settings, fast.inline_emit(RedisFanout) if settings.signaling_fast else RedisFanout
+    )
+    presence = shared.presence
+    rooms = RoomService(
+        presence,
+        AttendanceLog(db, notifier),
+        metrics,
+        settings.reconnect_grace,
+        cluster=shared.fanout,
+    )
     app[ROOMS] = rooms
 
     # Sessions: scheduling, lifecycle, completion, money (classroom/sessions).
@@ -96,7 +109,7 @@ def create_app(settings: Settings) -> web.Application:
         compression_threshold=1 << 30,
         logger=False,
         engineio_logger=False,
-        **fast.server_options(fast=settings.signaling_fast),
+        **fast.server_options(fast=settings.signaling_fast, client_manager=shared.fanout),
     )
     fast.install(
         sio,
@@ -106,6 +119,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[ACTIVITY] = activity
     namespace = ClassroomNamespace(app[TOKENS], app[USERS], metrics, rooms, sessions)
+    namespace.public_url = settings.base_url
     if settings.media_enabled:
         # The only place aiortc enters the application.
         from classroom.media.gateway import AiortcMediaGateway
@@ -114,6 +128,7 @@ def create_app(settings: Settings) -> web.Application:
         namespace.media = media
         app[MEDIA] = media
         rooms.add_listener(MediaFollowsPresence(media, namespace.sender_for))
+        rooms.on_left_elsewhere(media.close_participant)
         rooms.use_media_stats(media.stats)
         metrics.forwarded_streams.set_function(media.forwarded_stream_count)
     metrics.live_classrooms.set_function(namespace.live_classroom_count)
@@ -121,6 +136,15 @@ def create_app(settings: Settings) -> web.Application:
     sio.attach(app)
     app[SIO] = sio
     app[NAMESPACE] = namespace
+    liveness = NodeLiveness(
+        presence,
+        rooms,
+        namespace.node_id,
+        interval=settings.heartbeat_interval,
+        ttl=settings.heartbeat_ttl,
+        on_fenced=namespace.take_new_node_id,
+    )
+    app[NODE] = Node(shared, liveness, sio)
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -128,7 +152,15 @@ def create_app(settings: Settings) -> web.Application:
     _add_web_client(app)
 
     app.cleanup_ctx.append(_database_ctx)
-    app.cleanup_ctx.append(sweep_ctx(lambda: app[SESSIONS], settings.sweep_interval_seconds))
+    lease = shared.sweep_lease
+    app.cleanup_ctx.append(
+        sweep_ctx(
+            lambda: app[SESSIONS],
+            settings.sweep_interval_seconds,
+            lease.hold if lease is not None else None,
+        )
+    )
+    app.cleanup_ctx.append(_node_ctx)
     app.on_shutdown.append(_close_sockets)
     return app
 
@@ -136,6 +168,12 @@ def create_app(settings: Settings) -> web.Application:
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[DB].close()
+
+
+async def _node_ctx(app: web.Application) -> AsyncIterator[None]:
+    await app[NODE].start()
+    yield
+    await app[NODE].stop()
 
 
 async def _close_sockets(app: web.Application) -> None:
@@ -146,6 +184,7 @@ async def _close_sockets(app: web.Application) -> None:
     if MEDIA in app:
         await app[MEDIA].close()
     await app[ROOMS].close_all_timers()
+    await app[NODE].stop()  # after the sockets: their drops are published; before the store
     await app[ROOMS].presence.close_store()
 
 
@@ -161,6 +200,7 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:
         log.warning("readiness: database unreachable: %s", exc)
         checks["database"] = "unreachable"
+    checks.update(await request.app[NODE].checks())
     ready = all(value == "ok" for value in checks.values())
     if not ready:
         error = ServiceUnavailable(

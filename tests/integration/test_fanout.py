@@ -1,0 +1,190 @@
+"""Two server processes' worth of applications in one event loop, on one Redis prefix and one
+database: Socket.IO fan-out, the cluster's messages, the bounded manager pool, readiness.
+
+(The same guarantees against real ``classroom serve`` processes: ``test_multinode.py``.)"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from classroom.app import NAMESPACE, NODE, SIO, create_app
+from classroom.auth import Identity
+from classroom.db.engine import Database
+from tests.conftest import REDIS_URL, People, make_settings
+from tests.redis_support import delete_prefix, unique_prefix
+from tests.support import RECAP, Client, seed_session, statuses
+
+pytestmark = pytest.mark.redis
+
+Start = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def start(database_url: str, db: Database, aiohttp_client: Any) -> AsyncIterator[Start]:
+    """Start an application of the deployment (one Redis prefix) on its own port."""
+    prefix = unique_prefix("fanout")
+    servers: list[TestClient[Any, Any]] = []
+
+    async def factory(**overrides: Any) -> TestClient[Any, Any]:
+        port = free_port()
+        values: dict[str, Any] = {
+            "redis_url": REDIS_URL,
+            "redis_prefix": prefix,
+            "media_enabled": False,
+            "public_url": f"http://127.0.0.1:{port}",
+            "reconnect_grace": 2.0,
+        }
+        values.update(overrides)
+        app = create_app(make_settings(database_url, **values))
+        server: TestClient[Any, Any] = await aiohttp_client(
+            TestServer(app, host="127.0.0.1", port=port)
+        )
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        await server.close()
+    await delete_prefix(REDIS_URL, prefix)
+
+
+@pytest.fixture
+async def clients(people: People) -> AsyncIterator[Callable[..., Awaitable[Client]]]:
+    made: list[Client] = []
+
+    async def connect(server: TestClient[Any, Any], who: Identity) -> Client:
+        client = Client(f"{who.user_id}@{server.port}")
+        made.append(client)
+        return await client.connect(str(server.make_url("/")), people.token(who))
+
+    yield connect
+    await asyncio.gather(*(c.close() for c in made), return_exceptions=True)
+
+
+async def test_presence_and_can_complete_reach_every_process(
+    db: Database, people: People, start: Start, clients: Any
+) -> None:
+    a, b = await start(), await start()
+    session_id = await seed_session(db, people.tutor, [people.student])
+    tutor = await clients(a, people.tutor)
+    details_page = await clients(b, people.tutor)  # the tutor's details page, on the other one
+    student = await clients(b, people.student)
+
+    assert (await tutor.call("join", {"session_id": session_id}))["ok"]
+    assert (await student.call("join", {"session_id": session_id}))["ok"]
+    both = {"tutor-1": "present", "student-1": "present"}
+    await tutor.wait_presence(both)  # a change on b reaches a's sockets
+    watch = await details_page.call("watch", {"session_id": session_id})
+    assert watch["ok"] and watch["can_complete"] is False
+
+    assert (await tutor.call("leave_call", {}))["can_complete"] is False
+    assert (await student.call("leave_call", {}))["ok"]
+    # The change happened on b; the page is on b too, but the push is computed where it lives.
+    await details_page.wait_for("can_complete", lambda e: e["can_complete"] is True)
+    assert (await student.call("join", {"session_id": session_id}))["ok"]
+    await details_page.wait_for(
+        "can_complete",
+        lambda e: e["can_complete"] is False and e is details_page.latest("can_complete"),
+    )
+    # A change made on a (the tutor rejoins and leaves) updates the page on b.
+    page_on_a = await clients(a, people.tutor)
+    assert (await page_on_a.call("watch", {"session_id": session_id}))["ok"]
+    assert (await student.call("leave_call", {}))["ok"]
+    for page in (details_page, page_on_a):
+        await page.wait_for(
+            "can_complete",
+            lambda e, p=page: e["can_complete"] is True and e is p.latest("can_complete"),
+        )
+
+
+async def test_a_closed_classroom_takes_everyone_out_on_every_process(
+    db: Database, people: People, start: Start, clients: Any
+) -> None:
+    a, b = await start(), await start()
+    session_id = await seed_session(db, people.tutor, [people.student])
+    tutor_a, tutor_b = await clients(a, people.tutor), await clients(b, people.tutor)
+    assert (await tutor_a.call("join", {"session_id": session_id}))["ok"]
+    assert (await tutor_b.call("join", {"session_id": session_id}))["ok"]  # a second tab
+    assert b.app[NAMESPACE].live_classroom_count() == 1
+
+    done = await tutor_a.call("log_time_and_leave", {"minutes": 30, "recap": RECAP})
+    assert done["ok"], done
+    closed = await tutor_b.wait_for("classroom_closed", lambda e: True)
+    assert closed == {"session_id": session_id, "reason": "completed"}
+    assert b.app[NAMESPACE].live_classroom_count() == 0
+    refused = await tutor_b.call("join", {"session_id": session_id})
+    assert refused["error"]["code"] == "classroom_closed"
+    # Told once per socket: a's close went to a's sockets, b's to b's.
+    assert tutor_b.events["classroom_closed"] == [closed]
+
+
+async def test_a_burst_of_emits_waits_for_the_bounded_pool_and_loses_nothing(
+    db: Database, people: People, start: Start, clients: Any
+) -> None:
+    a, b = await start(redis_pool_size=3), await start(redis_pool_size=3)
+    session_id = await seed_session(db, people.tutor, [people.student])
+    student = await clients(b, people.student)
+    received: list[int] = []
+    everything = asyncio.Event()
+    burst = 300
+
+    async def probe(data: dict[str, int]) -> None:
+        received.append(data["i"])
+        if len(received) == burst:
+            everything.set()
+
+    student.sio.on("probe", probe, namespace="/classroom")
+    assert (await student.call("join", {"session_id": session_id}))["ok"]
+    sio = a.app[SIO]
+    await asyncio.gather(
+        *(
+            sio.emit("probe", {"i": i}, room=f"session:{session_id}", namespace="/classroom")
+            for i in range(burst)
+        )
+    )
+    async with asyncio.timeout(10):
+        await everything.wait()
+    assert sorted(received) == list(range(burst))
+
+
+async def test_readiness_names_redis_and_the_fanout(start: Start) -> None:
+    a = await start()
+    async with asyncio.timeout(5):
+        while True:
+            response = await a.get("/readyz")
+            body = await response.json()
+            if response.status == 200:
+                break
+            await asyncio.sleep(0.05)
+    assert body["checks"] == {"database": "ok", "redis": "ok", "fanout": "ok"}
+    assert a.app[NODE].liveness.node_id == a.app[NAMESPACE].node_id
+
+
+async def test_the_media_home_sends_joins_elsewhere_to_its_url(
+    db: Database, people: People, start: Start, clients: Any
+) -> None:
+    a, b = await start(media_enabled=True), await start(media_enabled=True)
+    session_id = await seed_session(db, people.tutor, [people.student])
+    tutor = await clients(a, people.tutor)
+    student = await clients(b, people.student)
+    assert (await tutor.call("join", {"session_id": session_id}))["ok"]
+    refused = await student.call("join", {"session_id": session_id})
+    assert refused["ok"] is False
+    assert refused["error"]["code"] == "wrong_node"
+    assert refused["error"]["url"] == f"http://127.0.0.1:{a.port}"
+    assert statuses(tutor.latest("presence")) == {"tutor-1": "present"}
+    student_on_home = await clients(a, people.student)
+    assert (await student_on_home.call("join", {"session_id": session_id}))["ok"]
