@@ -7,11 +7,10 @@ name="${1:-all}"; shift || true
 case "$name" in
   relay) exec .venv/bin/python -m bench.relay "$@" ;;
   classroom) exec .venv/bin/python -m bench.classroom "$@" ;;
-  media) exec .venv/bin/python -m bench.media "$@" ;;
+  media) echo "bench: the media benchmark is not written yet (see docs/performance.md)" >&2; exit 2 ;;
   all)
     .venv/bin/python -m bench.relay "$@"
     .venv/bin/python -m bench.classroom
-    .venv/bin/python -m bench.media
     ;;
   *) echo "usage: bash bench/run.sh relay|classroom|media|all [options]" >&2; exit 2 ;;
 esac
