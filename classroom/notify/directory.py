@@ -12,7 +12,14 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from classroom.db.tables import OutboxCounter, ParentLink, Review, SessionParticipant, User
+from classroom.db.tables import (
+    OutboxCounter,
+    ParentLink,
+    Review,
+    SessionParticipant,
+    TutorProfile,
+    User,
+)
 from classroom.db.tables import Session as SessionRow
 from classroom.notify.model import Person, SessionInfo
 
@@ -32,6 +39,18 @@ async def _people(tx: AsyncSession, ids: set[str]) -> dict[str, tuple[str, str |
         return {}
     rows = await tx.execute(select(User.id, User.name, User.email).where(User.id.in_(ids)))
     return {row.id: (row.name, row.email) for row in rows}
+
+
+async def _timezones(tx: AsyncSession, tutor_ids: set[str]) -> dict[str, str]:
+    """Tutors' profile timezones (the only timezone the server knows of anyone)."""
+    if not tutor_ids:
+        return {}
+    rows = await tx.execute(
+        select(TutorProfile.tutor_id, TutorProfile.timezone).where(
+            TutorProfile.tutor_id.in_(tutor_ids)
+        )
+    )
+    return {tutor_id: zone for tutor_id, zone in rows if zone}
 
 
 async def _build(tx: AsyncSession, query: Select[*tuple[Any, ...]]) -> list[SessionInfo]:
@@ -63,10 +82,12 @@ async def _build(tx: AsyncSession, query: Select[*tuple[Any, ...]]) -> list[Sess
     )
     ids_needed = all_students | {row.tutor_id for row in sessions} | {p for p, _ in links}
     people = await _people(tx, ids_needed)
+    zones = await _timezones(tx, {row.tutor_id for row in sessions})
 
     def person(user_id: str, role: str, children: tuple[str, ...] = ()) -> Person:
         name, email = people.get(user_id, (user_id, None))
-        return Person(user_id, name, email, role, children)
+        timezone = zones.get(user_id) if role == "tutor" else None
+        return Person(user_id, name, email, role, children, timezone)
 
     infos: list[SessionInfo] = []
     for row in sessions:
@@ -147,7 +168,24 @@ async def calendar_sequences(tx: AsyncSession, session_ids: Sequence[str]) -> di
 async def load_person(tx: AsyncSession, user_id: str, role: str) -> Person:
     """A user as the users table knows them (their id as name when never seen)."""
     name, email = (await _people(tx, {user_id})).get(user_id, (user_id, None))
-    return Person(user_id, name, email, role)
+    timezone = (await _timezones(tx, {user_id})).get(user_id) if role == "tutor" else None
+    return Person(user_id, name, email, role, (), timezone)
+
+
+async def load_parents(tx: AsyncSession, student_id: str) -> tuple[Person, ...]:
+    """The parents linked to ``student_id``."""
+    ids = set(
+        (
+            await tx.execute(
+                select(ParentLink.parent_id).where(ParentLink.student_id == student_id)
+            )
+        ).scalars()
+    )
+    people = await _people(tx, ids)
+    return tuple(
+        Person(p, *people.get(p, (p, None)), role="parent", children=(student_id,))
+        for p in sorted(ids)
+    )
 
 
 async def load_recap(tx: AsyncSession, session_id: str) -> str | None:

@@ -12,13 +12,16 @@ from datetime import datetime, timedelta
 
 @dataclass(frozen=True, slots=True)
 class Person:
-    """Someone a message is for or about. ``children`` (parents only): their students here."""
+    """Someone a message is for or about. ``children`` (parents only): their students here.
+    ``timezone``: an IANA zone the person's emails show times in (known for tutors, from their
+    profile); None shows UTC."""
 
     user_id: str
     name: str
     email: str | None = None
     role: str = "student"  # tutor | student | parent
     children: tuple[str, ...] = ()
+    timezone: str | None = None
 
     @property
     def display_name(self) -> str:

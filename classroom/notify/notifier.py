@@ -31,6 +31,10 @@ from classroom.notify.outbox import (
 
 log = logging.getLogger(__name__)
 
+# A reminder still undelivered this far past its time (a quarter of its offset: 6 h for the 24-hour
+# one, 15 min for the 1-hour one) would say the wrong thing; the worker drops it as expired.
+REMINDER_LATE_FRACTION = 0.25
+
 
 class Notifier:
     """Intent-level helpers: one call per use case, emails and webhooks included."""
@@ -58,6 +62,7 @@ class Notifier:
         outgoing: Sequence[Outgoing],
         sequence: int,
         deliver_after: datetime | None = None,
+        expires_at: datetime | None = None,
     ) -> int:
         written = 0
         now = self._clock()
@@ -75,6 +80,8 @@ class Notifier:
                 "to_name": item.person.display_name,
                 **item.rendered.to_payload(),
             }
+            if expires_at is not None:
+                payload["expires_at"] = iso(expires_at)
             if item.calendar:
                 payload["ics_method"] = item.calendar
                 payload["ics"] = render_invite(
@@ -155,6 +162,25 @@ class Notifier:
         }
         await self._event(tx, session.id, "session.cancelled", data, once=True)
         return written
+
+    async def student_withdrew(
+        self,
+        tx: AsyncSession,
+        session: SessionInfo,
+        student: Person,
+        parents: Sequence[Person] = (),
+        *,
+        reason: str | None,
+        late: bool,
+    ) -> int:
+        """A student left a group booking that goes on (``session`` no longer lists them): the
+        tutor is told (reason, lateness); the student and their linked ``parents`` get the
+        calendar event cancelled (SEQUENCE + 1). Reminders are the caller's business."""
+        sequence = await calendar_sequence(tx, session.id, bump=True)
+        outgoing = messages.withdrawn(
+            session, student, parents, reason=reason, late=late, link=self._link
+        )
+        return await self._emails(tx, session, outgoing, sequence)
 
     async def session_completed(
         self,
@@ -290,8 +316,9 @@ class Notifier:
         return await self._emails(tx, session, outgoing, sequence)
 
     async def schedule_reminders(self, tx: AsyncSession, session: SessionInfo) -> int:
-        """Reminders to everyone at each configured offset before the start (past ones skipped).
-        Idempotent; a reschedule or cancellation withdraws them. Returns emails written."""
+        """Reminders to everyone at each configured offset before the start (past ones skipped),
+        each expiring ``REMINDER_LATE_FRACTION`` of its offset after its time. Idempotent; a
+        reschedule or cancellation withdraws them. Returns emails written."""
         sequence = await calendar_sequence(tx, session.id)
         now = self._clock()
         written = 0
@@ -300,7 +327,10 @@ class Notifier:
             if due <= now:
                 continue
             outgoing = messages.reminder(session, minutes, sequence, self._link)
-            written += await self._emails(tx, session, outgoing, sequence, deliver_after=due)
+            expires = due + timedelta(minutes=minutes * REMINDER_LATE_FRACTION)
+            written += await self._emails(
+                tx, session, outgoing, sequence, deliver_after=due, expires_at=expires
+            )
         return written
 
     async def cancel_reminders(self, tx: AsyncSession, session_id: str, why: str = "") -> int:
@@ -374,8 +404,15 @@ class Notifier:
         return await self._event(tx, session_id, "session.started", data, once=True)
 
     async def session_missed(
-        self, tx: AsyncSession, session_id: str, reason: str | None = None
+        self,
+        tx: AsyncSession,
+        session_id: str,
+        reason: str | None = None,
+        state: str = "missed",
     ) -> bool:
-        """Webhook ``session.missed`` (once per session); pending reminders are withdrawn."""
+        """Webhook ``session.missed`` (once per session) with the reason and the state it went
+        to (``missed``, or ``awaiting_support`` when the classroom shows the tutor and a student
+        met); pending reminders are withdrawn."""
         await self.cancel_reminders(tx, session_id, "missed")
-        return await self._event(tx, session_id, "session.missed", {"reason": reason}, once=True)
+        data = {"reason": reason, "state": state}
+        return await self._event(tx, session_id, "session.missed", data, once=True)

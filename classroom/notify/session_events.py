@@ -4,6 +4,19 @@ The sessions service tells what happened through ``SessionEvents.record(tx, even
 ``kind``, ``session_id``, ``actor_id``, ``at`` and ``data``). ``SessionEventNotifications`` is that
 listener: it reads the session as participants see it (``directory.load_session_info``) and calls
 the matching ``Notifier`` use case. Nothing here imports the sessions package.
+
+Every kind has a handler (``_on_<kind>``) or is listed in ``IGNORED`` (kinds deliberately
+without notifications); a kind in neither is logged as a warning. What each kind sends:
+
+- ``session.requested``: emails to students, linked parents, tutor (invitation)
+- ``session.accepted`` / ``session.declined``: email to the tutor; once everyone accepted, the
+  reminders are scheduled; a declined booking withdraws them
+- ``session.withdrawn``: email to the tutor; the student and their parents get the event cancelled
+- ``session.rescheduled``: emails to everyone (updated invitation); reminders withdrawn
+- ``session.cancelled``: emails to everyone (cancellation), webhook ``session.cancelled``
+- ``session.started``: webhook only; ``session.missed``: webhook only (reminders withdrawn)
+- ``session.completed``: emails to students and parents, webhook ``session.completed``
+- ``review.created``: email to the tutor
 """
 
 from __future__ import annotations
@@ -15,7 +28,13 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.notify.absence_events import AbsenceEventHandlers
-from classroom.notify.directory import load_person, load_recap, load_review, load_session_info
+from classroom.notify.directory import (
+    load_parents,
+    load_person,
+    load_recap,
+    load_review,
+    load_session_info,
+)
 from classroom.notify.model import InvoiceInfo, SessionInfo
 from classroom.notify.notifier import Notifier
 
@@ -44,13 +63,23 @@ def _when(value: object) -> datetime:
 class SessionEventNotifications(AbsenceEventHandlers):
     """A ``SessionEvents`` listener that writes the notifications of each event."""
 
+    IGNORED: frozenset[str] = frozenset()  # kinds deliberately without notifications
+
     def __init__(self, notifier: Notifier) -> None:
         self.notifier = notifier
+
+    @classmethod
+    def handles(cls, kind: str) -> bool:
+        """Whether ``kind`` has a handler here."""
+        return hasattr(cls, "_on_" + kind.replace(".", "_"))
 
     async def record(self, tx: AsyncSession, event: SessionEventLike) -> None:
         handler = getattr(self, "_on_" + event.kind.replace(".", "_"), None)
         if handler is None:
-            log.debug("session %s: %s has no notification", event.session_id, event.kind)
+            if event.kind not in self.IGNORED:
+                log.warning(
+                    "session %s: %s has no notification mapped", event.session_id, event.kind
+                )
             return
         await handler(tx, event)
 
@@ -83,11 +112,23 @@ class SessionEventNotifications(AbsenceEventHandlers):
         await self._respond(tx, event, accepted=False)
 
     async def _on_session_withdrawn(self, tx: AsyncSession, event: SessionEventLike) -> None:
-        """A student left a group booking: the remaining people's reminders stay, theirs go."""
+        """A student left a group booking: the tutor is told, the student's (and parents')
+        calendar event is cancelled; the remaining people's reminders stay, theirs go."""
         info = await self._info(tx, event)
         if info is None:
             return
+        student_id = str(event.data["student_id"])
+        student = await load_person(tx, student_id, "student")
+        parents = await load_parents(tx, student_id)
         await self.notifier.cancel_reminders(tx, info.id, "a student withdrew")
+        await self.notifier.student_withdrew(
+            tx,
+            info,
+            student,
+            parents,
+            reason=event.data.get("reason"),
+            late=bool(event.data.get("late")),
+        )
         if info.state == "accepted":
             await self.notifier.schedule_reminders(tx, info)
 
@@ -135,7 +176,9 @@ class SessionEventNotifications(AbsenceEventHandlers):
         )
 
     async def _on_session_missed(self, tx: AsyncSession, event: SessionEventLike) -> None:
-        await self.notifier.session_missed(tx, event.session_id, event.data.get("reason"))
+        data = event.data
+        state = str(data.get("state") or "missed")
+        await self.notifier.session_missed(tx, event.session_id, data.get("reason"), state)
 
     async def _on_review_created(self, tx: AsyncSession, event: SessionEventLike) -> None:
         info = await self._info(tx, event)

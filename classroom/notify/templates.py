@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from string import Template
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,19 @@ TEMPLATES: dict[str, MailTemplate] = {
     "session.cancelled": MailTemplate(
         _t("Session cancelled: $when"),
         _t("The tutoring session with $tutor on $when has been cancelled$by."),
+    ),
+    "session.withdrawn:tutor": MailTemplate(
+        _t("$student withdrew from your session on $when"),
+        _t("$student has withdrawn from the group session on $when. It goes ahead with $students."),
+    ),
+    "session.withdrawn:student": MailTemplate(
+        _t("You withdrew from the session on $when"),
+        _t("You have withdrawn from the tutoring session with $tutor on $when."),
+        _t("It is removed from your calendar."),
+    ),
+    "session.withdrawn:parent": MailTemplate(
+        _t("$student withdrew from the session on $when"),
+        _t("$student has withdrawn from the tutoring session with $tutor on $when."),
     ),
     "session.completed:student": MailTemplate(
         _t("Session recap from $tutor"),
@@ -131,9 +145,23 @@ class Rendered:
         return {"subject": self.subject, "text": self.text, "html": self.html}
 
 
-def format_when(value: datetime) -> str:
-    value = value.astimezone(UTC)
-    return f"{value:%A} {value.day} {value:%B %Y}, {value:%H:%M} UTC"
+def zone(name: str | None) -> ZoneInfo | None:
+    """The IANA zone ``name``, or None for UTC (no name, "UTC", or a name this host lacks)."""
+    if not name or name in ("UTC", "Etc/UTC"):
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def format_when(value: datetime, timezone: str | None = None) -> str:
+    """A date and time as a reader sees it, always labelled with its zone: ``Monday 4 March
+    2030, 17:00 UTC`` or, in a known zone, ``Monday 4 March 2030, 12:00 EST (America/New_York)``."""
+    tz = zone(timezone)
+    local = value.astimezone(tz or UTC)
+    label = "UTC" if tz is None else f"{local:%Z} ({tz.key})"
+    return f"{local:%A} {local.day} {local:%B %Y}, {local:%H:%M} {label}"
 
 
 def _one_line(value: str) -> str:

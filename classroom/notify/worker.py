@@ -27,7 +27,7 @@ from classroom.db.engine import Database
 from classroom.db.tables import OutboxMessage, utcnow
 from classroom.notify.delivery import Channels, Claimed
 from classroom.notify.errors import PermanentDeliveryError
-from classroom.notify.outbox import FAILED, PENDING, SENT, WEBHOOK
+from classroom.notify.outbox import CANCELLED, FAILED, PENDING, SENT, WEBHOOK
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,20 @@ def backoff(attempts: int, base: float, cap: float, jitter: float = 0.2) -> floa
     """Seconds before the next try after ``attempts`` failures: base·2^(n-1), capped, +0-20%."""
     delay: float = min(cap, base * float(2 ** max(0, attempts - 1)))
     return min(cap, delay * (1 + random.uniform(0, jitter)))
+
+
+def _expired(payload: dict[str, object], now: datetime) -> str | None:
+    """Why a message is no longer worth sending (``expires_at`` in its payload has passed)."""
+    value = payload.get("expires_at")
+    if not isinstance(value, str):
+        return None
+    try:
+        expires_at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if expires_at.tzinfo is None or now <= expires_at:
+        return None
+    return f"expired: not delivered by {value}"
 
 
 def _describe(error: BaseException) -> str:
@@ -164,6 +178,14 @@ class OutboxWorker:
         async with self.db.transaction() as tx:
             rows = (await tx.execute(query)).scalars().all()
             for row in rows:
+                expired = _expired(row.payload, now)
+                if expired:
+                    row.status = CANCELLED
+                    row.leased_until = None
+                    row.lease_token = None
+                    row.last_error = expired
+                    log.info("outbox %s: %s %s dropped: %s", row.id, row.kind, row.topic, expired)
+                    continue
                 if row.attempts >= options.max_attempts:
                     row.status = FAILED
                     row.leased_until = None

@@ -360,4 +360,4 @@ async def test_rows_committed_before_any_worker_runs_are_delivered_by_a_new_one(
     finally:
         await restarted.close()
     assert receiver.hits[0].event["type"] == "session.missed"
-    assert receiver.hits[0].event["data"] == {"reason": "not_accepted"}
+    assert receiver.hits[0].event["data"] == {"reason": "not_accepted", "state": "missed"}

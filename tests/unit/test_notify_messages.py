@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from classroom.notify import messages
 from classroom.notify.model import InvoiceInfo, Person, SessionInfo
+from classroom.notify.session_events import SessionEventNotifications
 from classroom.notify.templates import format_when, render
 from classroom.notify.worker import backoff
+from classroom.sessions.events import EventKind
 
 TUTOR = Person("t1", "Tina Tutor", "tina@example.test", "tutor")
 SARA = Person("s1", "Sara Student", "sara@example.test", "student")
@@ -116,3 +119,60 @@ def test_session_helpers() -> None:
     assert s.parents_of("s2") == (PETE,)
     assert [p.user_id for p in s.everyone()] == ["t1", "s1", "s2", "p1", "p2"]
     assert InvoiceInfo("i", "s1", 5, -250, "EUR").amount_text == "-2.50 EUR"
+
+
+def test_times_are_in_the_tutors_timezone_and_utc_for_everyone_else() -> None:
+    assert format_when(START) == "Tuesday 1 December 2026, 15:30 UTC"
+    assert format_when(START, "UTC") == "Tuesday 1 December 2026, 15:30 UTC"
+    assert format_when(START, "Not/A_Zone") == "Tuesday 1 December 2026, 15:30 UTC"
+    assert format_when(START, "America/New_York") == (
+        "Tuesday 1 December 2026, 10:30 EST (America/New_York)"
+    )
+    summer = datetime(2026, 7, 1, 23, 30, tzinfo=UTC)  # the next day in Sydney
+    assert format_when(summer, "Australia/Sydney") == (
+        "Thursday 2 July 2026, 09:30 AEST (Australia/Sydney)"
+    )
+    tutor = dataclasses.replace(TUTOR, timezone="America/New_York")
+    moved = messages.rescheduled(session(tutor=tutor), START - timedelta(days=1), 1)
+    by = {o.person.user_id: o.rendered for o in moved}
+    assert (
+        by["t1"].subject == "Session moved to Tuesday 1 December 2026, 10:30 EST (America/New_York)"
+    )
+    assert "from Monday 30 November 2026, 10:30 EST (America/New_York)" in by["t1"].text
+    assert "When:     Tuesday 1 December 2026, 10:30 EST (America/New_York)" in by["t1"].text
+    assert by["s1"].subject == "Session moved to Tuesday 1 December 2026, 15:30 UTC"
+    assert "EST" not in by["s1"].text + by["p1"].text
+    [to_tutor] = messages.responded(session(tutor=tutor), SARA, accepted=False, sequence=0)
+    assert "10:30 EST" in to_tutor.rendered.subject
+
+
+def test_a_withdrawal_tells_the_tutor_and_cancels_the_students_event() -> None:
+    rest = session(students=(SID,), parents=(PETE,))
+    out = messages.withdrawn(rest, SARA, (PAULA,), reason="Exam clash", late=True)
+    assert [(o.person.user_id, o.calendar) for o in out] == [
+        ("t1", None),
+        ("s1", "CANCEL"),
+        ("p1", "CANCEL"),
+    ]
+    assert len({o.key for o in out}) == 3
+    by = {o.person.user_id: o.rendered for o in out}
+    assert (
+        by["t1"].subject
+        == "Sara Student withdrew from your session on Tuesday 1 December 2026, 15:30 UTC"
+    )
+    assert "It goes ahead with Sid Student." in by["t1"].text
+    assert "Exam clash" in by["t1"].text and "Late cancellation" in by["t1"].text
+    assert by["s1"].subject.startswith("You withdrew from the session on ")
+    assert by["p1"].subject.startswith("Sara Student withdrew from the session on ")
+
+
+def test_every_session_event_kind_is_mapped_or_knowingly_ignored() -> None:
+    kinds = typing.get_args(EventKind)
+    assert "session.withdrawn" in kinds
+    unmapped = [
+        kind
+        for kind in kinds
+        if not SessionEventNotifications.handles(kind)
+        and kind not in SessionEventNotifications.IGNORED
+    ]
+    assert unmapped == []
