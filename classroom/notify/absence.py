@@ -20,9 +20,11 @@ def _names(people: Sequence[Person]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _rows(session: SessionInfo, link: str | None) -> list[tuple[str, str]]:
+def _rows(
+    session: SessionInfo, link: str | None, reader: Person | None = None
+) -> list[tuple[str, str]]:
     rows = [
-        ("When", format_when(session.starts_at)),
+        ("When", format_when(session.starts_at, reader.timezone if reader else None)),
         ("Duration", f"{session.duration_minutes} minutes"),
         ("Tutor", session.tutor.display_name),
     ]
@@ -74,7 +76,7 @@ def no_show(
     fee_of = {invoice.student_id: invoice for invoice in fees}
     out: list[Outgoing] = []
     for person in session.everyone():
-        rows = [*_rows(session, link), ("Did not join", _names(absent))]
+        rows = [*_rows(session, link, person), ("Did not join", _names(absent))]
         if person.user_id == session.tutor.user_id:
             payers = list(session.students)
         elif person.role == "parent":
@@ -88,7 +90,7 @@ def no_show(
                 )
         values = {
             "tutor": session.tutor.display_name,
-            "when": format_when(session.starts_at),
+            "when": format_when(session.starts_at, person.timezone),
             "absent": _names(absent),
             "reporter": reporter.display_name if reporter else "a student",
             "action": _no_show_action(session, reason, person),

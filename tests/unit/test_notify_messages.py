@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from classroom.notify import messages
+from classroom.notify import absence, messages
 from classroom.notify.model import InvoiceInfo, Person, SessionInfo
 from classroom.notify.session_events import SessionEventNotifications
 from classroom.notify.templates import format_when, render
@@ -176,3 +176,18 @@ def test_every_session_event_kind_is_mapped_or_knowingly_ignored() -> None:
         and kind not in SessionEventNotifications.IGNORED
     ]
     assert unmapped == []
+
+
+def test_no_show_notices_show_the_tutor_their_own_timezone() -> None:
+    tutor = dataclasses.replace(TUTOR, timezone="Europe/Paris")
+    out = absence.no_show(
+        session(tutor=tutor),
+        reason="student_no_show",
+        absent=(SID,),
+        reporter=None,
+        fees=(),
+        link=None,
+    )
+    by = {o.person.user_id: o.rendered.text for o in out}
+    assert "Tuesday 1 December 2026, 16:30 CET (Europe/Paris)" in by["t1"]
+    assert "Tuesday 1 December 2026, 15:30 UTC" in by["s1"] and "CET" not in by["s1"]
