@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from classroom.app import NAMESPACE, NODE, SIO, create_app
+from classroom.app import MEDIA, NAMESPACE, NODE, ROOMS, SIO, create_app
 from classroom.auth import Identity
 from classroom.db.engine import Database
+from classroom.rooms.redis import RedisPresence
 from tests.conftest import REDIS_URL, People, make_settings
 from tests.redis_support import delete_prefix, unique_prefix
 from tests.support import RECAP, Client, seed_session, statuses
@@ -23,6 +24,15 @@ from tests.support import RECAP, Client, seed_session, statuses
 pytestmark = pytest.mark.redis
 
 Start = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+DECLARE_DEAD = """
+local P, node = ARGV[1], ARGV[2]
+local seen = redis.call('HGET', P .. 'seen', node)
+redis.call('ZREM', P .. 'nodes', node)
+redis.call('HDEL', P .. 'seen', node)
+redis.call('HSET', P .. 'reaping', node, seen)
+"""
 
 
 def free_port() -> int:
@@ -188,3 +198,56 @@ async def test_the_media_home_sends_joins_elsewhere_to_its_url(
     assert statuses(tutor.latest("presence")) == {"tutor-1": "present"}
     student_on_home = await clients(a, people.student)
     assert (await student_on_home.call("join", {"session_id": session_id}))["ok"]
+
+
+async def test_a_fenced_process_drops_its_sockets_and_continues_under_a_new_id(
+    db: Database, people: People, start: Start, clients: Any
+) -> None:
+    """A process that stalled past its heartbeat ttl is declared dead by the others; when it
+    wakes up it may not add presence under its old id: its sockets are disconnected, it takes a
+    new node id, and its clients join again."""
+    a, b = await start(), await start()
+    session_id = await seed_session(db, people.tutor, [people.student])
+    tutor = await clients(b, people.tutor)
+    student = await clients(a, people.student)
+    assert (await tutor.call("join", {"session_id": session_id}))["ok"]
+    assert (await student.call("join", {"session_id": session_id}))["ok"]
+    await tutor.wait_presence({"tutor-1": "present", "student-1": "present"})
+    old_id = a.app[NAMESPACE].node_id
+
+    # a stalls past its heartbeat ttl and the others declare it dead: what the liveness sweep's
+    # script does to an expired node, done here at once (in one process a cannot really stall).
+    store = b.app[ROOMS].presence
+    assert isinstance(store, RedisPresence)
+    await store.redis.eval(DECLARE_DEAD, 0, store.prefix, old_id)
+    # The survivors' sweep drops a's connections; a's next heartbeat finds it fenced.
+    await tutor.wait_presence({"tutor-1": "present", "student-1": "reconnecting"})
+    async with asyncio.timeout(5):
+        await student.sio.wait()  # a disconnected its sockets
+    assert a.app[NODE].liveness.node_id == a.app[NAMESPACE].node_id != old_id
+    again = await clients(a, people.student)
+    assert (await again.call("join", {"session_id": session_id}))["ok"]
+    await tutor.wait_presence({"tutor-1": "present", "student-1": "present"})
+
+
+async def test_a_leave_recorded_by_another_process_closes_the_media_on_the_home(
+    db: Database, people: People, start: Start, clients: Any
+) -> None:
+    """A participant's media lives on the classroom's home; when another process records their
+    leave (its grace timer or sweep got there first) the home still closes their media."""
+    a, b = await start(media_enabled=True), await start(media_enabled=True)
+    session_id = await seed_session(db, people.tutor, [people.student])
+    tutor, student = await clients(a, people.tutor), await clients(a, people.student)
+    assert (await tutor.call("join", {"session_id": session_id}))["ok"]
+    assert (await student.call("join", {"session_id": session_id}))["ok"]
+    media = a.app[MEDIA]
+    assert media.media_status(session_id, "student-1") is not None
+
+    await b.app[ROOMS].remove(session_id, "student-1", "removed")
+    await tutor.wait_presence({"tutor-1": "present"})
+    async with asyncio.timeout(5):  # the cluster message follows the presence event
+        while True:
+            if media.media_status(session_id, "student-1") is None:
+                break
+            await asyncio.sleep(0.02)
+    assert media.media_status(session_id, "tutor-1") is not None
