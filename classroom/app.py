@@ -24,8 +24,12 @@ from classroom.http import (
 )
 from classroom.media.port import MediaGateway
 from classroom.media.presence import MediaFollowsPresence
+from classroom.messages.api import MESSAGES
+from classroom.messages.api import add_routes as add_message_routes
+from classroom.messages.service import MessageService
 from classroom.metrics import CONTENT_TYPE_LATEST, Metrics
 from classroom.multinode import Node, shared_backends
+from classroom.notify.absence_events import MessageEmails
 from classroom.notify.api import add_routes as add_calendar_routes
 from classroom.notify.session_events import SessionEventNotifications
 from classroom.notify.wiring import install_notifications
@@ -90,8 +94,16 @@ def create_app(settings: Settings) -> web.Application:
 
     # Sessions: scheduling, lifecycle, completion, money (classroom/sessions).
     # (wired here: the service takes `rooms` as its ClassroomGate)
+    # Messages: tutor–student conversations, live to connected sockets, else by email.
+    messages = MessageService(db, mail=MessageEmails(notifier))
+    app[MESSAGES] = messages
+    add_message_routes(app)
+
     sessions = SessionService(
-        db, settings, classroom=rooms, events=SessionEventNotifications(notifier)
+        db,
+        settings,
+        classroom=rooms,
+        events=SessionEventNotifications(notifier),
     )
     app[SESSIONS] = sessions
     add_session_routes(app)
@@ -119,6 +131,8 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[ACTIVITY] = activity
     namespace = ClassroomNamespace(app[TOKENS], app[USERS], metrics, rooms, sessions)
+    namespace.messages = messages  # the classroom's chat panel
+    messages.add_live_delivery(namespace)  # each socket is in user:<id>
     namespace.public_url = settings.base_url
     if settings.media_enabled:
         # The only place aiortc enters the application.

@@ -199,3 +199,35 @@ class AlreadyReviewed(ClassroomError):
     code = "already_reviewed"
     status = 409
     default_message = "You have already reviewed this session."
+
+
+class TooEarly(ClassroomError):
+    code = "too_early"
+    status = 409
+    default_message = "It is too early for that; wait a few more minutes."
+
+
+class WasPresent(ClassroomError):
+    code = "was_present"
+    status = 409
+    default_message = "The attendance record shows this participant was in the classroom."
+
+
+class LastParticipant(ClassroomError):
+    code = "last_participant"
+    status = 409
+    default_message = (
+        "This is the session's last student; cancel the session or end it as a no-show instead."
+    )
+
+
+class Removed(ClassroomError):
+    code = "removed"
+    status = 403
+    default_message = "The tutor removed you from this session."
+
+
+class MessageTooLong(ClassroomError):
+    code = "message_too_long"
+    status = 422
+    default_message = "A message is at most 2000 characters."

@@ -73,6 +73,8 @@ class Client:
             "classroom_closed",
             "removed",
             "media_status",
+            "message",
+            "conversation_read",
         ):
             self.sio.on(event, self._recorder(event), namespace="/classroom")
 

@@ -176,6 +176,8 @@ class Invoice(Base):
     rate_cents: Mapped[int] = mapped_column(Integer)
     amount_cents: Mapped[int] = mapped_column(Integer)
     fee_cents: Mapped[int] = mapped_column(Integer, default=0)
+    # lesson (a completed session) | no_show_fee (a no-show with CLASSROOM_NO_SHOW_FEE_PERCENT)
+    kind: Mapped[str] = mapped_column(String(16), default="lesson", server_default="lesson")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (
@@ -251,3 +253,53 @@ class OutboxCounter(Base):
     session_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     webhook_sequence: Mapped[int] = mapped_column(Integer, default=0)
     calendar_sequence: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Conversation(Base):
+    """The messages between one tutor and one student (their linked parents may read them)."""
+
+    __tablename__ = "conversations"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tutor_id: Mapped[str] = mapped_column(String(64), index=True)
+    student_id: Mapped[str] = mapped_column(String(64), index=True)
+    last_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("tutor_id", "student_id", name="uq_conversations_pair"),)
+
+
+class Message(Base):
+    """One plain-text message. Ids increase in the order messages were sent in a conversation.
+
+    ``session_id`` is the session it was sent from (the classroom's chat panel, the no-show
+    prompt); ``client_id`` makes a retried send idempotent."""
+
+    __tablename__ = "messages"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    sender_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), default="text")  # text | prompt
+    text: Mapped[str] = mapped_column(Text)
+    session_id: Mapped[str | None] = mapped_column(
+        ForeignKey("sessions.id", ondelete="SET NULL"), index=True
+    )
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        Index("ix_messages_conversation_id", "conversation_id", "id"),
+        UniqueConstraint("conversation_id", "sender_id", "client_id", name="uq_messages_client_id"),
+    )
+
+
+class ConversationRead(Base):
+    """How far one reader has read a conversation: messages after ``last_read_id`` are unread."""
+
+    __tablename__ = "conversation_reads"
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    last_read_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

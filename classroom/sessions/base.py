@@ -15,11 +15,14 @@ from classroom.auth import Identity
 from classroom.config import Settings
 from classroom.db.engine import Database
 from classroom.errors import ClassroomError, InvalidState, NotAccepted, NotFound
+from classroom.messages import store as message_store
+from classroom.messages.views import message_view
 from classroom.sessions import model, store, views
 from classroom.sessions.events import NoEvents, SessionEvent, SessionEvents
 from classroom.sessions.ports import ClassroomGate, PresenceSnapshot
 
 log = logging.getLogger("classroom.sessions")
+MESSAGES_IN_VIEW = 500  # the session details list what was said during the lesson, up to this
 
 
 def system_clock() -> datetime:
@@ -120,6 +123,11 @@ class ServiceBase:
             if mine is None or i.student_id in mine
         ]
         view["reviews"] = [views.review_view(r, known) for r in reviews]
+        said = await message_store.session_messages(tx, row.id, mine, MESSAGES_IN_VIEW)
+        people = await message_store.people(
+            tx, {u for m, c in said for u in (c.tutor_id, c.student_id)}
+        )
+        view["messages"] = [message_view(m, c, people) for m, c in said]
         view["history"] = views.history_view(history, known)
         view["presence"], view["presence_version"] = [], 0
         snapshot: PresenceSnapshot | None = None

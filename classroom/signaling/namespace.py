@@ -31,6 +31,7 @@ from classroom.rooms.cluster import PRESENCE_CHANGED, Message
 from classroom.rooms.model import Change, Member
 from classroom.rooms.service import RoomService
 from classroom.signaling.media_events import MediaSignaling
+from classroom.signaling.messages_events import MessagesSignaling
 from classroom.signaling.schemas import (
     EmptyPayload,
     JoinPayload,
@@ -84,7 +85,7 @@ def _closes_at(view: dict[str, Any]) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
-class ClassroomNamespace(MediaSignaling, socketio.AsyncNamespace):  # type: ignore[misc]
+class ClassroomNamespace(MessagesSignaling, MediaSignaling, socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(
         self,
         tokens: TokenCodec,
@@ -179,6 +180,7 @@ class ClassroomNamespace(MediaSignaling, socketio.AsyncNamespace):  # type: igno
             raise socketio.exceptions.ConnectionRefusedError(exc.to_dict()) from None
         await self._users.remember(identity)
         self.identities[sid] = identity
+        await self.enter_user_room(sid, identity)  # Messages reach the user on any page
         self._metrics.connected_clients.inc()
         log.debug("connected sid=%s user=%s", sid, identity.user_id)
 

@@ -1,0 +1,1 @@
+"""Messages: one conversation per tutor–student pair, read by the student's linked parents."""
