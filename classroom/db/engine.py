@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,15 +16,15 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, for_writes: bool = True) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
-        _sqlite_pragmas(engine.sync_engine)
+        _sqlite_pragmas(engine.sync_engine, "BEGIN IMMEDIATE" if for_writes else "BEGIN")
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
-def _sqlite_pragmas(engine: Engine) -> None:
+def _sqlite_pragmas(engine: Engine, begin: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         # Let SQLAlchemy issue BEGIN itself, as BEGIN IMMEDIATE, so concurrent writers queue
@@ -37,16 +38,28 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
 
 
 class Database:
-    """Owns the engine and hands out units of work (commit on success, roll back otherwise)."""
+    """Owns the engines and hands out units of work (commit on success, roll back otherwise).
+
+    On SQLite (one process, the embedded default) writers queue on an in-process lock instead
+    of SQLite's sleeping busy handler, and readers use their own engine with deferred
+    transactions, so reads never wait for the write lock (WAL lets them run beside a writer).
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_engine(url)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._read_engine: AsyncEngine | None = None
+        self._read_sessionmaker = self.sessionmaker
+        self._write_lock: asyncio.Lock | None = None
+        if self.engine.dialect.name == "sqlite":
+            self._read_engine = create_engine(url, for_writes=False)
+            self._read_sessionmaker = async_sessionmaker(self._read_engine, expire_on_commit=False)
+            self._write_lock = asyncio.Lock()
 
     @property
     def dialect(self) -> str:
@@ -54,12 +67,17 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessionmaker() as session, session.begin():
+        if self._write_lock is None:
+            async with self.sessionmaker() as session, session.begin():
+                yield session
+            return
+        async with self._write_lock, self.sessionmaker() as session, session.begin():
             yield session
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessionmaker() as session:
+        """A read-only unit of work (it must not write)."""
+        async with self._read_sessionmaker() as session:
             yield session
 
     async def ping(self) -> None:
@@ -68,3 +86,5 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._read_engine is not None:
+            await self._read_engine.dispose()
