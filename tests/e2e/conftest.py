@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import playwright.async_api as playwright_async
 import pytest
 from aiohttp.test_utils import TestServer
 
@@ -23,8 +24,6 @@ from classroom.db.engine import Database
 from classroom.db.tables import Base, TutorProfile
 from classroom.users.directory import upsert_user
 from tests.conftest import JWT_SECRET, make_settings
-
-playwright_async = pytest.importorskip("playwright.async_api")
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "e2e"
@@ -143,7 +142,7 @@ class Browser:
 async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
     executable = shutil.which("chromium")
     if executable is None:
-        pytest.skip("Debian's chromium is not installed (scripts/setup.sh --browser)")
+        pytest.fail("Debian's chromium is not installed: run scripts/setup.sh --browser")
     async with playwright_async.async_playwright() as p:
         chromium = await p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         wrapper = Browser(chromium, request.node.name)

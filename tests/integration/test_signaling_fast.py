@@ -139,11 +139,10 @@ async def test_permessage_deflate_only_when_configured(aiohttp_server: Any, defl
         assert opening.startswith("0{")
 
 
-@pytest.mark.skipif(
-    not NODE_CLIENT.is_dir() or shutil.which("node") is None,
-    reason="the web client's npm packages are not installed (scripts/setup.sh)",
-)
 async def test_node_socket_io_client(url: str, tmp_path: Path) -> None:
+    assert NODE_CLIENT.is_dir() and shutil.which("node"), (
+        "node and the web client's npm packages are needed: run scripts/setup.sh"
+    )
     script = tmp_path / "client.js"
     script.write_text(NODE_SCRIPT)
     proc = await asyncio.create_subprocess_exec(
