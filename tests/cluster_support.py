@@ -130,7 +130,7 @@ class Deployment:
         self.processes.append(process)
         return process
 
-    def wait_ready(self, timeout: float = 30) -> None:
+    def wait_ready(self, timeout: float = 60) -> None:
         """Every process answers ``/readyz`` 200 (database, Redis, fan-out listening)."""
         deadline = time.monotonic() + timeout
         waiting = [p for p in self.processes if p.alive()]

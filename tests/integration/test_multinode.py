@@ -206,7 +206,7 @@ async def test_the_hard_cap_closes_once_across_processes(
     deployment: Deployment, db: Database, people: People, connect: Connect
 ) -> None:
     a, b, *_ = deployment.processes
-    starts = utcnow() - timedelta(minutes=5) + timedelta(seconds=3)
+    starts = utcnow() - timedelta(minutes=5) + timedelta(seconds=5)
     session_id = await seed_session(
         db, people.tutor, [people.student], starts_at=starts, duration_minutes=5
     )
