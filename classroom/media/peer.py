@@ -3,7 +3,8 @@
 The client publishes with its offers; the server sends the others' tracks on ``sendonly``
 transceivers (:mod:`classroom.media.slots`) added by server offers. Glare: the server is the
 impolite side, a client offer that crosses a pending server offer is refused with that offer
-attached (see docs/protocol.md).
+attached (see docs/protocol.md) — unless it comes from a new client connection or the server's
+connection failed: then the server starts over (its pending offer is dropped) and answers.
 """
 
 from __future__ import annotations
@@ -86,12 +87,14 @@ class Peer:
         async with self._lock:
             self._check_open()
             description = await self._parse(sdp, "offer")
-            if self.pc.signalingState == "have-local-offer":
-                raise NegotiationGlare(offer=self._description_payload())
+            # Starting over comes first: a pending server offer belongs to the old connection,
+            # which the new one could neither answer nor roll back.
             if self.pc.connectionState in ("failed", "closed"):
                 await self._reset(f"new offer on a {self.pc.connectionState} connection")
             elif not self._same_client(description):
                 await self._reset("offer from a new client connection")
+            elif self.pc.signalingState == "have-local-offer":
+                raise NegotiationGlare(offer=self._description_payload())
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
                 self._sync_publications(description)

@@ -47,9 +47,14 @@ class MediaGateway(Protocol):
     ) -> dict[str, Any]:
         """Apply the client's offer; return ``{"sdp", "type": "answer", "tracks": [...]}``.
 
-        Raises :class:`NegotiationGlare` while a server offer is unanswered (the server is the
-        impolite side), :class:`InvalidSdp` for a malformed or unusable offer (that participant's
-        connection is reset first), :class:`MediaNotOpen` for an unknown participant.
+        An offer from a new client connection (new DTLS fingerprint or ICE ufrag), or any offer
+        while the participant's connection failed, resets that connection and is answered, even
+        while a server offer is unanswered (that offer is dropped).
+
+        Raises :class:`NegotiationGlare` while a server offer to the same client connection is
+        unanswered (the server is the impolite side), :class:`InvalidSdp` for a malformed or
+        unusable offer (that participant's connection is reset first), :class:`MediaNotOpen` for
+        an unknown participant.
         """
         ...
 

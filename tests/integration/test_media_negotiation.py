@@ -57,6 +57,30 @@ async def test_glare_the_server_keeps_its_offer_and_says_so(classroom: Classroom
     assert not tutor.answer_errors
 
 
+async def test_a_new_connection_is_answered_while_a_server_offer_is_pending(
+    classroom: Classroom,
+) -> None:
+    tutor = await classroom.join("tutor")
+    tutor.hold_offers = True
+    student = await classroom.join("student")
+    await until(lambda: len(tutor.held) == 1, 10, "server offer to the tutor")
+    gateway = classroom.gateway
+    old_pc = gateway._rooms[SESSION]["tutor"].pc
+    assert old_pc.signalingState == "have-local-offer"  # the server offer is unanswered
+
+    # the tutor's page reloads before answering (the server does not notice the old connection
+    # go): the new RTCPeerConnection's offer is answered, not refused with the old one's offer
+    classroom.clients["tutor-old-page"] = classroom.clients.pop("tutor")
+    reloaded = await classroom.join("tutor")
+    assert old_pc.connectionState == "closed"
+    assert gateway.stats(SESSION)["tutor"]["resets"] == 1
+
+    await until(lambda: sees_everyone([reloaded, student]), 30, "media both ways again")
+    assert sorted(reloaded.mapping.values()) == ["student", "student"]
+    assert not reloaded.answer_errors and not student.answer_errors
+    assert gateway.media_status(SESSION, "tutor") == "connected"
+
+
 async def test_answers_need_a_pending_offer_from_the_same_connection(
     classroom: Classroom,
 ) -> None:
