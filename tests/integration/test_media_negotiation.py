@@ -107,23 +107,34 @@ async def test_stalled_media_is_reported_and_recovers(
     tutor = await classroom.join("tutor")
     student = await classroom.join("student")
     await until(lambda: sees_everyone([tutor, student]), 30, "media")
-    await until(lambda: (SESSION, "tutor", "connected") in statuses, 5, "tutor connected")
     gateway = classroom.gateway
 
+    def reported(user_id: str) -> list[MediaStatus]:
+        return [status for _, user, status in statuses if user == user_id]
+
+    def settled(user_id: str, status: MediaStatus) -> bool:
+        """``status`` is the participant's status now and the last one reported for them.
+
+        Each participant is checked on their own: with a grace this short, a busy machine may
+        hold everyone's media up for a moment (a status reported and taken back meanwhile)."""
+        last = reported(user_id)[-1:]
+        return gateway.media_status(SESSION, user_id) == status and last == [status]
+
+    await until(lambda: settled("tutor", "connected"), 15, "tutor connected")
     senders = tutor.pc.getSenders()
     for sender in senders:  # the tutor's camera and microphone stop; the connection stays up
         sender.replaceTrack(None)
 
-    def tutor_reported() -> list[MediaStatus]:
-        return [status for _, user, status in statuses if user == "tutor"]
+    await until(lambda: settled("tutor", "stalled"), 15, "tutor reported stalled")
+    # the student now receives nothing, but their own media reaches the server: not stalled
+    await until(
+        lambda: settled("student", "connected") and settled("tutor", "stalled"),
+        15,
+        "the student connected while the tutor is stalled",
+    )
 
-    await until(lambda: gateway.media_status(SESSION, "tutor") == "stalled", 5, "stalled")
-    await until(lambda: tutor_reported()[-1] == "stalled", 5, "stalled reported")
-    assert gateway.media_status(SESSION, "student") in ("connected", "stalled")  # not failed
-
-    senders[0].replaceTrack(SyntheticCamera())
-    await until(lambda: gateway.media_status(SESSION, "tutor") == "connected", 5, "recovered")
-    await until(lambda: tutor_reported()[-1] == "connected", 5, "recovery reported")
+    senders[0].replaceTrack(SyntheticCamera())  # the camera is back
+    await until(lambda: settled("tutor", "connected"), 15, "tutor reported recovered")
     assert gateway.media_status(SESSION, "nobody") is None
 
 
