@@ -104,6 +104,7 @@ def create_app(settings: Settings) -> web.Application:
         settings,
         classroom=rooms,
         events=SessionEventNotifications(notifier),
+        messenger=messages,
     )
     app[SESSIONS] = sessions
     add_session_routes(app)

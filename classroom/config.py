@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     platform_fee_percent: float = Field(default=0, ge=0, le=100)
     logging_window_hours: int = Field(default=72, ge=1)
     sweep_interval_seconds: float = Field(default=60, gt=0)
+    # no-shows: minutes after the start for *Send "Are you joining?"* and *End as no-show*
+    no_show_prompt_minutes: int = Field(default=5, ge=0, le=1440)
+    no_show_end_minutes: int = Field(default=10, ge=0, le=1440)
+    no_show_fee_percent: float = Field(default=0, ge=0, le=100)
     # classroom
     classroom_open_before_minutes: int = Field(default=15, ge=0)
     classroom_hard_cap_minutes: int = Field(default=30, ge=0)
@@ -112,6 +116,14 @@ class Settings(BaseSettings):
         if info.data.get("webhook_url") and not value:
             raise ValueError("required when CLASSROOM_WEBHOOK_URL is set")
         return value or None
+
+    @field_validator("no_show_end_minutes")
+    @classmethod
+    def _no_show_end(cls, value: int, info: ValidationInfo) -> int:
+        prompt = info.data.get("no_show_prompt_minutes")
+        if isinstance(prompt, int) and value < prompt:
+            raise ValueError("must not be less than CLASSROOM_NO_SHOW_PROMPT_MINUTES")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

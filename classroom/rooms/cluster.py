@@ -22,6 +22,7 @@ Handler = Callable[[Message], Awaitable[None]]
 
 CLASSROOM_CLOSED = "classroom_closed"  # {"session_id", "reason"}
 PRESENCE_CHANGED = "presence_changed"  # {"session_id", "version", "left": [user_id], "origin"}
+PARTICIPANT_REMOVED = "participant_removed"  # {"session_id", "user_id"}: the tutor removed them
 
 
 class Cluster(Protocol):

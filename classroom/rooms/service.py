@@ -22,6 +22,7 @@ from classroom.metrics import Metrics
 from classroom.rooms.attendance import AttendanceLog
 from classroom.rooms.cluster import (
     CLASSROOM_CLOSED,
+    PARTICIPANT_REMOVED,
     PRESENCE_CHANGED,
     Cluster,
     LocalCluster,
@@ -173,6 +174,14 @@ class RoomService:
     async def remove(self, session_id: str, user_id: str, reason: LeaveReason) -> None:
         self._cancel_timer(session_id, user_id)
         await self._apply(session_id, lambda: self.presence.remove(session_id, user_id, reason))
+
+    async def remove_participant(self, session_id: str, user_id: str) -> None:
+        """The tutor removed a student: out of presence (reason ``removed``), and every process
+        takes that user's sockets out of the classroom (``PARTICIPANT_REMOVED``)."""
+        await self.remove(session_id, user_id, "removed")
+        await self.cluster.publish(
+            PARTICIPANT_REMOVED, {"session_id": session_id, "user_id": user_id}
+        )
 
     async def expire(self, session_id: str) -> None:
         await self._apply(session_id, lambda: self.presence.expire(session_id, self._clock()))

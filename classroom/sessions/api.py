@@ -107,6 +107,14 @@ class Empty(Body):
     pass
 
 
+class NoShowIn(Body):
+    student_ids: list[UserId] | None = Field(default=None, min_length=1, max_length=10)
+
+
+class RemoveIn(Body):
+    reason: StrictStr | None = Field(default=None, max_length=model.TEXT_MAX_CHARS)
+
+
 def _service(request: web.Request) -> SessionService:
     return request.app[SESSIONS]
 
@@ -226,6 +234,43 @@ async def review(request: web.Request) -> web.Response:
     return json_response(result, status=201)
 
 
+async def send_no_show_prompt(request: web.Request) -> web.Response:
+    identity = await identity_of(request)
+    body = await read_json(request, NoShowIn)
+    result = await _service(request).send_no_show_prompt(
+        identity, _session_id(request), body.student_ids
+    )
+    return json_response(result)
+
+
+async def end_as_no_show(request: web.Request) -> web.Response:
+    identity = await identity_of(request)
+    body = await read_json(request, NoShowIn)
+    result = await _service(request).end_as_no_show(
+        identity, _session_id(request), body.student_ids
+    )
+    return json_response(result)
+
+
+async def report_tutor_no_show(request: web.Request) -> web.Response:
+    identity = await identity_of(request)
+    await read_json(request, Empty)
+    result = await _service(request).report_tutor_no_show(identity, _session_id(request))
+    return json_response(result)
+
+
+async def remove_participant(request: web.Request) -> web.Response:
+    identity = await identity_of(request)
+    body = await read_json(request, RemoveIn)
+    student_id = request.match_info["student_id"]
+    if len(student_id) > 64:
+        raise InvalidPayload("student id: at most 64 characters.")
+    result = await _service(request).remove_participant(
+        identity, _session_id(request), student_id, body.reason
+    )
+    return json_response(result)
+
+
 async def get_my_profile(request: web.Request) -> web.Response:
     identity = await identity_of(request)
     return json_response(await _service(request).get_profile(identity))
@@ -279,6 +324,10 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/api/sessions/{session_id}/complete", complete)
     r.add_get("/api/sessions/{session_id}/invoice", session_invoice)
     r.add_post("/api/sessions/{session_id}/review", review)
+    r.add_post("/api/sessions/{session_id}/no-show/prompt", send_no_show_prompt)
+    r.add_post("/api/sessions/{session_id}/no-show", end_as_no_show)
+    r.add_post("/api/sessions/{session_id}/tutor-no-show", report_tutor_no_show)
+    r.add_post("/api/sessions/{session_id}/participants/{student_id}/remove", remove_participant)
     r.add_get("/api/tutors/me", get_my_profile)
     r.add_put("/api/tutors/me", put_my_profile)
     r.add_get("/api/tutors/{tutor_id}", get_tutor)

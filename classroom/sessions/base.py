@@ -17,9 +17,9 @@ from classroom.db.engine import Database
 from classroom.errors import ClassroomError, InvalidState, NotAccepted, NotFound
 from classroom.messages import store as message_store
 from classroom.messages.views import message_view
-from classroom.sessions import model, store, views
+from classroom.sessions import model, no_show, store, views
 from classroom.sessions.events import NoEvents, SessionEvent, SessionEvents
-from classroom.sessions.ports import ClassroomGate, PresenceSnapshot
+from classroom.sessions.ports import ClassroomGate, Messenger, PresenceSnapshot
 
 log = logging.getLogger("classroom.sessions")
 MESSAGES_IN_VIEW = 500  # the session details list what was said during the lesson, up to this
@@ -37,6 +37,7 @@ class ServiceBase:
         classroom: ClassroomGate,
         clock: Callable[[], datetime] | None = None,
         events: SessionEvents | None = None,
+        messenger: Messenger | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
@@ -44,6 +45,7 @@ class ServiceBase:
         # Public so tests (and the demo) can move time; always returns an aware datetime.
         self.clock: Callable[[], datetime] = clock or system_clock
         self.events: SessionEvents = events or NoEvents()
+        self.messenger = messenger  # Messages: the no-show prompt
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _now(self) -> datetime:
@@ -74,6 +76,33 @@ class ServiceBase:
 
     def _deadline(self, loaded: store.Loaded, stays: list[model.Stay]) -> datetime:
         return store.deadline(loaded.row, stays, self._settings.logging_window_hours)
+
+    def _situation(
+        self, loaded: store.Loaded, stays: list[model.Stay], now: datetime
+    ) -> no_show.Situation:
+        row = loaded.row
+        window = model.classroom_window(
+            row.starts_at,
+            row.duration_minutes,
+            self._settings.classroom_open_before_minutes,
+            self._settings.classroom_hard_cap_minutes,
+        )
+        timing = no_show.timing(
+            row.starts_at,
+            self._settings.no_show_prompt_minutes,
+            self._settings.no_show_end_minutes,
+            window.closes_at,
+            self._deadline(loaded, stays),
+        )
+        return no_show.Situation(
+            state=row.state,
+            mode=row.mode,
+            tutor_id=row.tutor_id,
+            students=tuple(p.student_id for p in loaded.active),
+            attended=no_show.attended(stays),
+            now=now,
+            timing=timing,
+        )
 
     def _summary(
         self, loaded: store.Loaded, known: dict[str, str], now: datetime, deadline: datetime
@@ -128,6 +157,10 @@ class ServiceBase:
             tx, {u for m, c in said for u in (c.tutor_id, c.student_id)}
         )
         view["messages"] = [message_view(m, c, people) for m, c in said]
+        prompted = sorted({c.student_id for m, c in said if m.kind == "prompt"})
+        view["no_show"] = views.no_show_view(
+            self._situation(loaded, stays, now), loaded.relation, loaded.viewer_id, prompted
+        )
         view["history"] = views.history_view(history, known)
         view["presence"], view["presence_version"] = [], 0
         snapshot: PresenceSnapshot | None = None

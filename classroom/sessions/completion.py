@@ -181,10 +181,15 @@ class CompletionUseCases(ServiceBase):
         students: list[Any],
         minutes: int,
         now: datetime,
+        *,
+        split: model.Split | None = None,
+        kind: str = "lesson",
     ) -> list[Invoice]:
-        """One invoice per booked student and the ledger entries of every movement."""
+        """One invoice per booked student and the ledger entries of every movement: the
+        lesson's charge for ``minutes``, or the given ``split`` (a no-show fee)."""
         rate = (await store.profile(tx, row.tutor_id)).rate(self._settings.default_rate_cents)
-        split = model.split_charge(rate, minutes, self._settings.platform_fee_percent)
+        if split is None:
+            split = model.split_charge(rate, minutes, self._settings.platform_fee_percent)
         invoices: list[Invoice] = []
         for participant in students:
             invoice = Invoice(
@@ -196,6 +201,7 @@ class CompletionUseCases(ServiceBase):
                 rate_cents=rate,
                 amount_cents=split.amount_cents,
                 fee_cents=split.fee_cents,
+                kind=kind,
                 created_at=now,
             )
             tx.add(invoice)

@@ -22,7 +22,9 @@ EventKind = Literal[
     "session.cancelled",  # data: reason, late, by
     "session.started",  # the classroom was entered for the first time
     "session.completed",  # data: minutes, needs_review, invoices [{id, student_id, amount_cents}]
-    "session.missed",  # data: reason (not_accepted | logging_window_passed), state
+    "session.missed",  # data: reason (not_accepted | logging_window_passed | *_no_show), state
+    "session.no_show",  # with session.missed; data: reason, absent [user ids], fees [invoice]
+    "session.participant_removed",  # data: student_id, reason
     "review.created",  # data: student_id, rating
 ]
 

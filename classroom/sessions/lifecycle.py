@@ -21,6 +21,7 @@ from classroom.errors import (
     InvalidState,
     NotAccepted,
     NotAParticipant,
+    Removed,
 )
 from classroom.sessions import model, store
 from classroom.sessions.base import ServiceBase
@@ -218,6 +219,9 @@ class LifecycleUseCases(ServiceBase):
             loaded = await self._load(tx, identity, session_id, for_update=True)
             row = loaded.row
             if loaded.relation not in ("tutor", "student"):
+                me = loaded.participant(identity.user_id)
+                if me is not None and me.acceptance == "removed":
+                    raise Removed()
                 raise NotAParticipant()
             if row.mode != "online":
                 raise InvalidState("An in-person session has no online classroom.")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from classroom.auth import Identity
+
 PresenceStatus = Literal["present", "reconnecting"]
 
 
@@ -62,6 +64,22 @@ class ClassroomGate(Protocol):
     async def completed(self, session_id: str) -> None:
         """Called after a completion is committed: the room is told and its media torn down."""
 
+    async def close(self, session_id: str, reason: str) -> None:
+        """Close the classroom for good (a no-show ended it): everyone out, joins refused."""
+
+    async def remove_participant(self, session_id: str, user_id: str) -> None:
+        """A removed student leaves the live classroom (reason ``removed``); their sockets are
+        told ``removed`` and taken out of it."""
+
     def media_stats(self, session_id: str) -> dict[str, dict[str, Any]]:
         """Per participant: media state, packets/bytes forwarded, keyframe requests (this
         process's media connections; empty when media is off or elsewhere)."""
+
+
+class Messenger(Protocol):
+    """Messages, as the sessions service uses them (the no-show prompt)."""
+
+    async def send_prepared(
+        self, sender: Identity, student_id: str, session_id: str, text: str, client_id: str
+    ) -> dict[str, Any]:
+        """Send ``text`` from the tutor ``sender`` to ``student_id``, once per ``client_id``."""

@@ -8,6 +8,7 @@ then call out of the database. The use cases live in mixins by theme:
 - ``queries`` — lists, history, invoices, balance
 - ``lifecycle`` — accept, decline, cancel, entering the classroom, the sweep
 - ``completion`` — completing (the one path for HTTP and Socket.IO), money, reviews
+- ``absence`` — the no-show prompt, ending as a no-show, removing a student
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from classroom.sessions.completion import CompletionUseCases
+from classroom.sessions.absence import AbsenceUseCases
 from classroom.sessions.lifecycle import LifecycleUseCases
 from classroom.sessions.scheduling import NewSession, Recurrence, SchedulingUseCases
 
@@ -28,7 +29,7 @@ log = logging.getLogger("classroom.sessions")
 MayRun = Callable[[], Awaitable[bool]]
 
 
-class SessionService(SchedulingUseCases, LifecycleUseCases, CompletionUseCases):
+class SessionService(SchedulingUseCases, LifecycleUseCases, AbsenceUseCases):
     """See the mixins for each use case; the classroom calls ``enter_classroom``,
     ``complete_session``, ``can_complete`` and ``get_session``."""
 

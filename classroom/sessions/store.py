@@ -307,6 +307,11 @@ async def reviews(tx: AsyncSession, session_id: str) -> list[Review]:
     return list(rows.scalars())
 
 
+async def state_of(tx: AsyncSession, session_id: str) -> str | None:
+    found = await tx.scalar(select(SessionRow.state).where(SessionRow.id == session_id))
+    return None if found is None else str(found)
+
+
 def iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 

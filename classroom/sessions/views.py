@@ -8,7 +8,7 @@ from typing import Any
 
 from classroom.db.tables import Invoice, Review, SessionParticipant, SessionTransition
 from classroom.db.tables import Session as SessionRow
-from classroom.sessions import model
+from classroom.sessions import model, no_show
 from classroom.sessions.ports import PresenceSnapshot
 from classroom.sessions.store import Relation, iso, person
 
@@ -116,6 +116,7 @@ def invoice_view(invoice: Invoice, known: dict[str, str], row: SessionRow | None
         "amount_cents": invoice.amount_cents,
         "fee_cents": invoice.fee_cents,
         "tutor_earning_cents": invoice.amount_cents - invoice.fee_cents,
+        "kind": invoice.kind,  # lesson | no_show_fee
         "created_at": iso(invoice.created_at),
     }
     if row is not None:
@@ -146,3 +147,24 @@ def history_view(items: Sequence[SessionTransition], known: dict[str, str]) -> l
         }
         for t in items
     ]
+
+
+def no_show_view(
+    situation: no_show.Situation, relation: Relation, viewer_id: str, prompted: Sequence[str]
+) -> dict[str, Any] | None:
+    """When the no-show actions open, who has not come (tutor and admin), and which of them the
+    caller may use right now; None for in-person sessions."""
+    s = situation
+    if s.mode != "online":
+        return None
+    tutor, sees_absent = relation == "tutor", relation in ("tutor", "admin")
+    return {
+        "prompt_available_at": iso(s.timing.prompt_at),
+        "end_available_at": iso(s.timing.end_at),
+        "absent": list(s.absent) if sees_absent else [],
+        "prompted": list(prompted) if sees_absent else [],
+        "can_send_prompt": tutor and no_show.passes(lambda: no_show.check_prompt(s)),
+        "can_end": tutor and no_show.passes(lambda: no_show.check_student_no_show(s)),
+        "can_report_tutor_no_show": relation == "student"
+        and no_show.passes(lambda: no_show.check_tutor_no_show(s, viewer_id)),
+    }

@@ -27,11 +27,12 @@ from classroom.errors import (
 )
 from classroom.media.port import MediaGateway, MediaStatus, SignalSender
 from classroom.metrics import Metrics
-from classroom.rooms.cluster import PRESENCE_CHANGED, Message
+from classroom.rooms.cluster import PARTICIPANT_REMOVED, PRESENCE_CHANGED, Message
 from classroom.rooms.model import Change, Member
 from classroom.rooms.service import RoomService
 from classroom.signaling.media_events import MediaSignaling
 from classroom.signaling.messages_events import MessagesSignaling
+from classroom.signaling.participants_events import ParticipantSignaling
 from classroom.signaling.schemas import (
     EmptyPayload,
     JoinPayload,
@@ -62,6 +63,10 @@ class ClassroomSessions(Protocol):
 
     async def get_session(self, identity: Identity, session_id: str) -> dict[str, Any]: ...
 
+    async def remove_participant(
+        self, identity: Identity, session_id: str, student_id: str, reason: str | None = None
+    ) -> dict[str, Any]: ...
+
 
 def classroom_room(session_id: str) -> str:
     return f"session:{session_id}"
@@ -85,7 +90,12 @@ def _closes_at(view: dict[str, Any]) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
-class ClassroomNamespace(MessagesSignaling, MediaSignaling, socketio.AsyncNamespace):  # type: ignore[misc]
+class ClassroomNamespace(
+    MessagesSignaling,
+    ParticipantSignaling,
+    MediaSignaling,
+    socketio.AsyncNamespace,  # type: ignore[misc]
+):
     def __init__(
         self,
         tokens: TokenCodec,
@@ -113,6 +123,7 @@ class ClassroomNamespace(MessagesSignaling, MediaSignaling, socketio.AsyncNamesp
         self.public_url = "http://127.0.0.1"
         rooms.add_listener(self)
         rooms.cluster.subscribe(PRESENCE_CHANGED, self._presence_changed_anywhere)
+        rooms.cluster.subscribe(PARTICIPANT_REMOVED, self.participant_removed_here)
 
     # -- helpers for handlers and mixins -------------------------------------------------------
     def connection_id(self, sid: str) -> str:

@@ -86,6 +86,14 @@ class FakeGate:
     def media_stats(self, session_id: str) -> dict[str, dict[str, Any]]:
         return {}
 
+    async def close(self, session_id: str, reason: str) -> None:
+        self.calls.append(("close", session_id))
+        self.closed.add(session_id)
+
+    async def remove_participant(self, session_id: str, user_id: str) -> None:
+        self.calls.append(("remove_participant", session_id))
+        self.inside.get(session_id, set()).discard(user_id)
+
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]
 
