@@ -78,9 +78,14 @@ class RedisFanout(socketio.AsyncRedisManager):  # type: ignore[misc]
 
     @property
     def listening(self) -> bool:
-        """Subscribed to the channel: messages of the other processes reach this one."""
+        """Subscribed on a live connection: messages of the other processes reach this one.
+        (False from the moment the subscription's connection is lost until the manager's
+        listener has subscribed again: what is published meanwhile is not received.)"""
         pubsub = self.pubsub
-        return bool(self.connected and pubsub is not None and pubsub.subscribed)
+        if not self.connected or pubsub is None or not pubsub.subscribed:
+            return False
+        connection = pubsub.connection
+        return connection is not None and bool(connection.is_connected)
 
     # -- the manager ---------------------------------------------------------------------------
     def initialize(self) -> None:

@@ -251,3 +251,85 @@ async def test_a_leave_recorded_by_another_process_closes_the_media_on_the_home(
                 break
             await asyncio.sleep(0.02)
     assert media.media_status(session_id, "tutor-1") is not None
+
+
+class RedisProxy:
+    """A TCP hop in front of the real Redis that can be cut, as when Redis goes down."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", 6379)
+        self._writers |= {writer, upstream_writer}
+        pipes = [
+            asyncio.create_task(self._pipe(reader, upstream_writer)),
+            asyncio.create_task(self._pipe(upstream_reader, writer)),
+        ]
+        self._tasks.update(pipes)
+        await asyncio.gather(*pipes, return_exceptions=True)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def cut(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._writers):
+            writer.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+
+
+async def ready(server: TestClient[Any, Any], timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            if (await server.get("/readyz")).status == 200:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_redis_down_then_back(
+    db: Database, people: People, start: Start, clients: Any
+) -> None:
+    """While Redis is down /readyz says so; when it is back the process listens to the others
+    again on the same bounded pool."""
+    proxy = RedisProxy()
+    await proxy.start()
+    try:
+        a = await start(redis_url=f"redis://127.0.0.1:{proxy.port}/0")
+        await ready(a)
+        await proxy.cut()
+        response = await a.get("/readyz")
+        body = await response.json()
+        assert response.status == 503
+        assert body["error"]["code"] == "unavailable"
+        assert body["checks"]["redis"] == "unreachable"
+        assert body["checks"]["database"] == "ok"
+
+        await proxy.start()
+        await ready(a)
+        b = await start()
+        session_id = await seed_session(db, people.tutor, [people.student])
+        page = await clients(a, people.tutor)
+        assert (await page.call("watch", {"session_id": session_id}))["ok"]
+        student = await clients(b, people.student)
+        assert (await student.call("join", {"session_id": session_id}))["ok"]
+        await page.wait_presence({"student-1": "present"})
+    finally:
+        await proxy.cut()
