@@ -7,6 +7,7 @@ import { describeError } from "./ui/errors.js";
 import { renderSessions } from "./ui/sessions.js";
 import { renderDetails } from "./ui/details.js";
 import { renderClassroom } from "./ui/classroom.js";
+import { renderMessages } from "./ui/messages.js";
 
 const TOKEN_KEY = "classroom.token";
 
@@ -26,6 +27,8 @@ const ROUTES = [
   { pattern: /^#\/sessions\/?$/, render: renderSessions, nav: "sessions" },
   { pattern: /^#\/sessions\/([^/]+)\/classroom\/?$/, render: renderClassroom, nav: "sessions" },
   { pattern: /^#\/sessions\/([^/]+)\/?$/, render: renderDetails, nav: "sessions" },
+  { pattern: /^#\/messages\/?$/, render: renderMessages, nav: "messages" },
+  { pattern: /^#\/messages\/([^/]+)\/?$/, render: renderMessages, nav: "messages" },
 ];
 
 function signedOut(root, message) {
@@ -96,7 +99,36 @@ function start() {
     if (event.persisted) location.reload();
   });
 
-  const app = { me, api, conn, toast, navigate, root };
+  const app = { me, api, conn, toast, navigate, root, setUnreadTotal };
+
+  // The unread count in the navigation, kept current by `message` and `conversation_read`.
+  const unreadBadge = document.getElementById("unread-total");
+  let unreadTimer = null;
+  function setUnreadTotal(total) {
+    const n = Number(total) || 0;
+    unreadBadge.hidden = n === 0;
+    unreadBadge.textContent = n > 99 ? "99+" : String(n);
+    unreadBadge.setAttribute("aria-label", `${n} unread`);
+  }
+  function refreshUnread() {
+    clearTimeout(unreadTimer);
+    unreadTimer = setTimeout(async () => {
+      try {
+        const response = await api.listConversations();
+        setUnreadTotal(response?.unread_total ?? 0);
+      } catch {
+        // The badge is a hint; the Messages page shows the counts.
+      }
+    }, 400);
+  }
+  conn.on("message", (message) => {
+    if (message?.sender?.id !== me.userId) refreshUnread();
+  });
+  conn.on("conversation_read", refreshUnread);
+  conn.on("connection", ({ state, again }) => {
+    if (state === "up" && again) refreshUnread();
+  });
+  refreshUnread();
   let cleanup = null;
   let generation = 0;
 

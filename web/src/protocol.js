@@ -133,6 +133,99 @@ export class Api {
     if (text) body.text = text;
     return this.post(`/api/sessions/${encodeURIComponent(id)}/review`, body);
   }
+
+  // -- no-shows and removing a student (docs/api.md, No-shows; Removing a student) ---------------
+  sendNoShowPrompt(id, studentIds) {
+    const body = studentIds?.length ? { student_ids: studentIds } : {};
+    return this.post(`/api/sessions/${encodeURIComponent(id)}/no-show/prompt`, body);
+  }
+
+  endAsNoShow(id, studentIds) {
+    const body = studentIds?.length ? { student_ids: studentIds } : {};
+    return this.post(`/api/sessions/${encodeURIComponent(id)}/no-show`, body);
+  }
+
+  reportTutorNoShow(id) {
+    return this.post(`/api/sessions/${encodeURIComponent(id)}/tutor-no-show`, {});
+  }
+
+  removeParticipant(id, studentId, reason) {
+    return this.post(
+      `/api/sessions/${encodeURIComponent(id)}/participants/${encodeURIComponent(studentId)}/remove`,
+      reason ? { reason } : {},
+    );
+  }
+
+  // -- messages (docs/api.md, Messages) ---------------------------------------------------------
+  listConversations(limit) {
+    return this.get(`/api/conversations${limit ? `?limit=${Number(limit)}` : ""}`);
+  }
+
+  openConversation(withUserId) {
+    return this.post("/api/conversations", { with: withUserId });
+  }
+
+  listMessages(conversationId, { before, limit } = {}) {
+    const query = new URLSearchParams();
+    if (before) query.set("before", String(before));
+    if (limit) query.set("limit", String(limit));
+    const suffix = query.size ? `?${query}` : "";
+    return this.get(`/api/conversations/${encodeURIComponent(conversationId)}/messages${suffix}`);
+  }
+
+  sendMessage(conversationId, text, { clientId, sessionId } = {}) {
+    const body = { text };
+    if (clientId) body.client_id = clientId;
+    if (sessionId) body.session_id = sessionId;
+    return this.post(`/api/conversations/${encodeURIComponent(conversationId)}/messages`, body);
+  }
+
+  markRead(conversationId, upTo) {
+    return this.post(
+      `/api/conversations/${encodeURIComponent(conversationId)}/read`,
+      upTo ? { up_to: upTo } : {},
+    );
+  }
+}
+
+/** A random id for a send, so a retried send is done once (`client_id`). */
+export function newClientId() {
+  if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
+  return `c-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 12)}`;
+}
+
+/** Messages of one conversation, kept sorted by id with no duplicates (docs/protocol.md). */
+export class MessageList {
+  constructor() {
+    this.byId = new Map();
+  }
+
+  /** Adds messages; returns true when any was new. */
+  add(messages) {
+    let news = false;
+    for (const message of messages) {
+      if (!message || typeof message.id !== "number" || this.byId.has(message.id)) continue;
+      this.byId.set(message.id, message);
+      news = true;
+    }
+    return news;
+  }
+
+  get items() {
+    return [...this.byId.values()].sort((a, b) => a.id - b.id);
+  }
+
+  get oldestId() {
+    let oldest = null;
+    for (const id of this.byId.keys()) if (oldest === null || id < oldest) oldest = id;
+    return oldest;
+  }
+
+  get newestId() {
+    let newest = null;
+    for (const id of this.byId.keys()) if (newest === null || id > newest) newest = id;
+    return newest;
+  }
 }
 
 /**
@@ -202,9 +295,9 @@ export class ClassroomConnection {
       const news = this.presence.accept(snapshot);
       if (news) this._emitLocal("presence", news);
     });
-    for (const event of ["can_complete", "classroom_closed"]) {
+    for (const event of ["can_complete", "classroom_closed", "removed"]) {
       this.socket.on(event, (data) => {
-        if (event === "classroom_closed" && this.joined === data?.session_id) this.joined = null;
+        if (event !== "can_complete" && this.joined === data?.session_id) this.joined = null;
         this._emitLocal(event, data);
       });
     }
@@ -223,6 +316,7 @@ export class ClassroomConnection {
           "presence",
           "can_complete",
           "classroom_closed",
+          "removed",
           "connection",
           "auth_error",
           "rejoined",
@@ -329,6 +423,23 @@ export class ClassroomConnection {
     const ack = await this.call("log_time_and_leave", { minutes, recap });
     this.joined = null;
     return ack;
+  }
+
+  /** The classroom's chat panel: a message to the tutor, or (tutor) to the student `to`. */
+  async sendMessage(text, { to, clientId } = {}) {
+    const payload = { text };
+    if (to) payload.to = to;
+    if (clientId) payload.client_id = clientId;
+    const ack = await this.call("send_message", payload);
+    return ack.message;
+  }
+
+  /** The tutor removes a student from the classroom's session. */
+  async removeParticipant(userId, reason) {
+    const payload = { user_id: userId };
+    if (reason) payload.reason = reason;
+    const ack = await this.call("remove_participant", payload);
+    return ack.session;
   }
 
   /** A clean leave: the server announces it at once (used on `pagehide`). */

@@ -6,8 +6,10 @@ import { h, replace } from "./dom.js";
 import { describeError } from "./errors.js";
 import { formatClock, initials } from "./format.js";
 import { openLogTimeDialog } from "./logtime.js";
-import { isTutorOf } from "./session.js";
-import { notice } from "./widgets.js";
+import { createThread } from "./messages.js";
+import { createNoShowPanel, openRemoveDialog, removableStudents } from "./noshow.js";
+import { activeStudents, isTutorOf } from "./session.js";
+import { notice, pill } from "./widgets.js";
 
 const ICONS = {
   phone: "M1.5 12.8c5.8-5.4 15.2-5.4 21 0l-2.7 3.3-4.3-1.7v-2.9a11.5 11.5 0 0 0-7 0v2.9l-4.3 1.7z",
@@ -39,6 +41,9 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
   let mediaState = "new";
   const tileCache = new Map(); // user id → its video tile, kept across redraws
   const joinedAt = Date.now();
+  let refreshTimer = null;
+  let noShow = null;
+  const threads = []; // the chat panel's conversations, one per student for the tutor
 
   const status = h(
     "p",
@@ -53,6 +58,25 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
   const title = h("h1", { class: "call-title" }, "Online classroom");
   const stage = h("section", { class: "stage", "aria-label": "Video" });
   const alerts = h("div", { class: "call-alerts" });
+  const noShowSlot = h("div", { class: "call-noshow" });
+  const peopleList = h("div", { class: "call-people" });
+  const chat = h("div", { class: "chat" });
+  const side = h(
+    "aside",
+    { class: "call-side", "aria-label": "Participants and chat" },
+    h(
+      "section",
+      { class: "side-section", "aria-labelledby": "call-people-heading" },
+      h("h2", { id: "call-people-heading", class: "side-heading" }, "Participants"),
+      peopleList,
+    ),
+    h(
+      "section",
+      { class: "side-section side-chat", "aria-labelledby": "chat-heading" },
+      h("h2", { id: "chat-heading", class: "side-heading" }, "Chat"),
+      chat,
+    ),
+  );
   const hangupSlot = h("div", { class: "hangup-slot" });
   const micButton = h(
     "button",
@@ -120,7 +144,8 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
         clock,
       ),
       alerts,
-      stage,
+      noShowSlot,
+      h("div", { class: "call-body" }, stage, side),
       controls,
     ),
   );
@@ -166,6 +191,25 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
   replace(hangupSlot, tutor ? tutorHangup() : studentHangup());
   drawTiles();
   updateStatus();
+  if (session) {
+    noShow = createNoShowPanel(app, {
+      getSession: () => session,
+      refresh: () => refreshSession(),
+      inClassroom: true,
+      onEnded: async () => {
+        joined = false; // the classroom closed for everyone
+        app.flash = {
+          kind: "info",
+          message: "The session was ended as a no-show and the classroom closed.",
+        };
+        if (!leaving) exit();
+      },
+    });
+    replace(noShowSlot, noShow.el);
+    drawPeople();
+    openChat();
+    refreshSession(); // the view from the join was read before our own stay began
+  }
 
   const unsubscribe = [
     conn.on("presence", (snapshot) => {
@@ -173,6 +217,8 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
       participants = snapshot.participants;
       drawTiles();
       updateStatus();
+      drawPeople();
+      refreshSoon();
     }),
     conn.on("classroom_closed", (data) => {
       if (data?.session_id !== sessionId || leaving || completing) return;
@@ -182,8 +228,18 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
         message:
           data.reason === "hard_cap"
             ? "The classroom closed because the session ran past its scheduled end."
-            : "The session was completed and the classroom closed.",
+            : data.reason === "no_show"
+              ? "The session was ended as a no-show and the classroom closed."
+              : "The session was completed and the classroom closed.",
       };
+      exit();
+    }),
+    conn.on("removed", (data) => {
+      if (data?.session_id !== sessionId || leaving) return;
+      joined = false;
+      media?.close();
+      media = null;
+      app.flash = { kind: "warning", message: "The tutor removed you from this session." };
       exit();
     }),
     conn.on("rejoined", (data) => {
@@ -239,6 +295,174 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
     });
     exposeForTests();
     media.start().catch(() => {});
+  }
+
+  // -- the session: no-shows, participants, chat ------------------------------------------------
+  async function refreshSession() {
+    try {
+      const fresh = await api.getSession(sessionId);
+      if (leaving) return;
+      session = fresh;
+      noShow?.update();
+      drawPeople();
+    } catch {
+      // The call goes on; the next presence change reads it again.
+    }
+  }
+
+  function refreshSoon() {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(refreshSession, 300);
+  }
+
+  function drawPeople() {
+    if (!session) return;
+    const here = new Map(participants.map((p) => [p.user_id, p.status]));
+    const removable = new Set(removableStudents(session, me).map((s) => s.id));
+    const people = [
+      session.tutor ? { ...session.tutor, role: "Tutor" } : null,
+      ...activeStudents(session).map((s) => ({ ...s, role: "Student" })),
+      ...(session.students ?? [])
+        .filter((s) => s.acceptance === "removed")
+        .map((s) => ({ ...s, role: "Student" })),
+    ].filter(Boolean);
+    replace(
+      peopleList,
+      h(
+        "ul",
+        { class: "call-people-list", role: "list" },
+        people.map((person) => {
+          const name = person.name || person.id;
+          const status = here.get(person.id);
+          let state;
+          if (person.acceptance === "removed") state = pill("Removed", "danger");
+          else if (status === "reconnecting") state = pill("Reconnecting…", "warning");
+          else if (status) state = pill("Here", "live");
+          else state = pill("Not joined", "neutral");
+          let action = null;
+          if (removable.has(person.id)) {
+            action = h(
+              "button",
+              {
+                type: "button",
+                class: "btn btn-ghost btn-small btn-ghost-danger",
+                "aria-label": `Remove ${name}`,
+                onclick: () => removeStudent(person),
+              },
+              "Remove",
+            );
+          }
+          return h(
+            "li",
+            { class: "call-person", dataset: { userId: person.id } },
+            h("span", { class: "avatar small", "aria-hidden": "true" }, initials(name)),
+            h(
+              "span",
+              { class: "call-person-name" },
+              person.id === me.userId ? `${name} (you)` : name,
+              h("span", { class: "muted small" }, ` · ${person.role}`),
+            ),
+            state,
+            action,
+          );
+        }),
+      ),
+    );
+  }
+
+  async function removeStudent(student) {
+    const view = await openRemoveDialog(student, (reason) =>
+      conn.removeParticipant(student.id, reason),
+    );
+    if (!view || leaving) return;
+    session = view;
+    app.toast("success", `${student.name || student.id} was removed from the session.`);
+    noShow?.update();
+    drawPeople();
+  }
+
+  async function openChat() {
+    const others = tutor ? activeStudents(session) : session.tutor ? [{ ...session.tutor }] : [];
+    if (!others.length) return;
+    let opened;
+    try {
+      opened = await Promise.all(others.map((p) => api.openConversation(p.id)));
+    } catch (err) {
+      replace(chat, h("p", { class: "muted small" }, describeError(err)));
+      return;
+    }
+    if (leaving) return;
+    const tabs = [];
+    const panels = [];
+    others.forEach((person, i) => {
+      const name = person.name || person.id;
+      const thread = createThread(app, {
+        conversationId: opened[i].id,
+        conversation: opened[i],
+        sessionId,
+        compact: true,
+        label: `Chat with ${name}`,
+        send: (text, clientId) =>
+          conn.sendMessage(text, { to: tutor ? person.id : undefined, clientId }),
+      });
+      threads.push(thread);
+      const tabId = `chat-tab-${i}`;
+      const panelId = `chat-panel-${i}`;
+      tabs.push(
+        h(
+          "button",
+          {
+            type: "button",
+            role: "tab",
+            id: tabId,
+            "aria-controls": panelId,
+            "aria-selected": String(i === 0),
+            tabindex: i === 0 ? "0" : "-1",
+            onclick: () => select(i),
+          },
+          name,
+        ),
+      );
+      panels.push(
+        h(
+          "div",
+          { role: "tabpanel", id: panelId, "aria-labelledby": tabId, hidden: i !== 0 },
+          thread.el,
+        ),
+      );
+    });
+    function select(index) {
+      tabs.forEach((tab, i) => {
+        tab.setAttribute("aria-selected", String(i === index));
+        tab.tabIndex = i === index ? 0 : -1;
+        panels[i].hidden = i !== index;
+      });
+      threads[index].shown();
+    }
+    replace(
+      chat,
+      tabs.length > 1
+        ? h(
+            "div",
+            {
+              class: "tabs chat-tabs",
+              role: "tablist",
+              "aria-label": "Chat with",
+              onkeydown: (event) => {
+                if (event.key !== "ArrowRight" && event.key !== "ArrowLeft") return;
+                event.preventDefault();
+                const current = tabs.findIndex((t) => t.getAttribute("aria-selected") === "true");
+                const next =
+                  (current + (event.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length;
+                select(next);
+                tabs[next].focus();
+              },
+            },
+            tabs,
+          )
+        : h("p", { class: "muted small chat-with" }, `With ${others[0].name || others[0].id}`),
+      panels,
+    );
   }
 
   // -- drawing ---------------------------------------------------------------------------------
@@ -536,6 +760,9 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
 
   return async () => {
     clearInterval(clockTimer);
+    clearTimeout(refreshTimer);
+    noShow?.destroy();
+    for (const thread of threads) thread.destroy();
     document.body.classList.remove("in-call");
     for (const off of unsubscribe) off();
     for (const dialog of document.querySelectorAll("dialog.dialog-logtime")) dialog.close();

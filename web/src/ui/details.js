@@ -12,7 +12,9 @@ import {
   formatTime,
   formatTimeRange,
 } from "./format.js";
-import { openCancelDialog, openRescheduleDialog } from "./forms.js";
+import { openCancelDialog, openCreateDialog, openRescheduleDialog } from "./forms.js";
+import { openConversationWith } from "./messages.js";
+import { createNoShowPanel, openRemoveDialog, removableStudents } from "./noshow.js";
 import { openLogTimeDialog } from "./logtime.js";
 import { renderPresenceList } from "./presence.js";
 import { renderReview } from "./review.js";
@@ -25,6 +27,7 @@ import {
   endOf,
   isStudentOf,
   isTutorOf,
+  INVOICE_KIND_LABELS,
   mayRespond,
   modeLabel,
   myAcceptance,
@@ -59,6 +62,27 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
   const scheduleCard = h("section", { class: "card", "aria-labelledby": "schedule-heading" });
   const attendanceCard = h("section", { class: "card", "aria-labelledby": "attendance-heading" });
   const outcome = h("div", { class: "outcome" });
+  const missedBanner = h("div", { class: "missed-slot" });
+  const messagesCard = h("section", {
+    class: "card session-messages",
+    "aria-labelledby": "session-messages-heading",
+  });
+  let booked = null; // the new time booked from the no-show banner
+  const noShow = createNoShowPanel(app, {
+    getSession: () => session,
+    refresh: () => refresh(),
+    onEnded: async (view) => {
+      session = view;
+      canComplete = false;
+      app.toast(
+        "success",
+        view.state_reason === "tutor_no_show"
+          ? "Marked missed; you won't be charged."
+          : "The session was ended as a no-show.",
+      );
+      draw();
+    },
+  });
   const actions = h("div", { class: "details-actions" });
 
   // Persistent controls, updated in place so focus survives live updates.
@@ -86,7 +110,16 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
     h(
       "div",
       { class: "details-grid" },
-      h("div", { class: "details-main" }, classroomCard, outcome, attendanceCard),
+      h(
+        "div",
+        { class: "details-main" },
+        missedBanner,
+        classroomCard,
+        noShow.el,
+        outcome,
+        attendanceCard,
+        messagesCard,
+      ),
       h("div", { class: "details-side" }, scheduleCard, participantsCard, actions),
     ),
   );
@@ -108,6 +141,9 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
     drawAttendance();
     drawOutcome();
     drawActions();
+    drawMissed();
+    drawMessages();
+    noShow.update();
   }
 
   function drawHeader() {
@@ -124,7 +160,7 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
           `${formatDay(start)} · ${formatTimeRange(start, endOf(session))} · ${modeLabel(session.mode)}`,
         ),
       ),
-      stateBadge(session.state),
+      stateBadge(session.state, session.state_reason),
     );
   }
 
@@ -204,10 +240,12 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
 
   function drawParticipants() {
     const present = new Map(participants.map((p) => [p.user_id, p.status]));
+    const removable = new Set(removableStudents(session, me).map((s) => s.id));
+    const tutor = isTutor();
     const row = (person, role, acceptance) =>
       h(
         "li",
-        { class: "person" },
+        { class: "person", dataset: { userId: person.id } },
         h(
           "span",
           { class: "person-name" },
@@ -235,7 +273,9 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
               )
             : null,
         ),
+        personActions(person, role, acceptance, removable, tutor),
       );
+    const others = (session.students ?? []).filter((s) => s.removed);
     replace(
       participantsCard,
       h("h2", { id: "participants-heading" }, "Participants"),
@@ -244,8 +284,60 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
         { class: "people", role: "list" },
         session.tutor ? row(session.tutor, "Tutor", null) : null,
         activeStudents(session).map((s) => row(s, "Student", s.acceptance)),
+        others.map((s) => row(s, "Student", s.acceptance)),
       ),
     );
+  }
+
+  function personActions(person, role, acceptance, removable, tutor) {
+    const buttons = [];
+    const name = person.name || person.id;
+    const messageable =
+      person.id !== me.userId &&
+      ((tutor && role === "Student") || (role === "Tutor" && isStudentOf(session, me)));
+    if (messageable) {
+      const label = role === "Tutor" ? "Message tutor" : `Message ${name}`;
+      const button = h(
+        "button",
+        { type: "button", class: "btn btn-ghost btn-small", "aria-label": label },
+        role === "Tutor" ? "Message tutor" : "Message",
+      );
+      button.addEventListener("click", () => messagePerson(button, person.id));
+      buttons.push(button);
+    }
+    if (removable.has(person.id)) {
+      const button = h(
+        "button",
+        {
+          type: "button",
+          class: "btn btn-ghost btn-small btn-ghost-danger",
+          "aria-label": `Remove ${name}`,
+        },
+        "Remove",
+      );
+      button.addEventListener("click", () => removeStudent(person));
+      buttons.push(button);
+    }
+    return buttons.length ? h("span", { class: "person-actions" }, buttons) : null;
+  }
+
+  async function messagePerson(button, userId) {
+    try {
+      await busy(button, () => openConversationWith(app, userId));
+    } catch (err) {
+      errors.show(err);
+    }
+  }
+
+  async function removeStudent(student) {
+    const view = await openRemoveDialog(student, (reason) =>
+      api.removeParticipant(session.id, student.id, reason),
+    );
+    if (!view) return;
+    session = view;
+    canComplete = Boolean(view.can_complete) && COMPLETABLE.includes(view.state);
+    app.toast("success", `${student.name || student.id} was removed from the session.`);
+    draw();
   }
 
   function drawSchedule() {
@@ -343,7 +435,141 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
     replace(attendanceCard, content);
   }
 
+  function drawMissed() {
+    if (
+      session.state !== "missed" ||
+      !["student_no_show", "tutor_no_show"].includes(session.state_reason)
+    ) {
+      replace(missedBanner);
+      return;
+    }
+    const tutor = isTutor();
+    const studentNoShow = session.state_reason === "student_no_show";
+    const title = studentNoShow ? "Missed – no-show" : "Missed – the tutor didn't come";
+    let text;
+    if (studentNoShow) {
+      text = tutor
+        ? "Your student didn't come, so the session was ended as a no-show. Message them and book a new time."
+        : "This session was marked missed because you didn't join. Message your tutor to find a new time.";
+    } else {
+      text = isStudentOf(session, me)
+        ? "Marked missed; you won't be charged. Message your tutor to find a new time."
+        : "A student reported that you didn't come, so the session was marked missed. Nobody is billed.";
+    }
+    const buttons = [];
+    if (tutor) {
+      buttons.push(
+        h(
+          "button",
+          { type: "button", class: "btn btn-primary", onclick: bookNewTime },
+          "Book a new time",
+        ),
+      );
+    }
+    for (const student of tutor ? activeStudents(session) : []) {
+      const name = student.name || student.id;
+      const button = h("button", { type: "button", class: "btn btn-secondary" }, `Message ${name}`);
+      button.addEventListener("click", () => messagePerson(button, student.id));
+      buttons.push(button);
+    }
+    if (!tutor && isStudentOf(session, me) && session.tutor) {
+      const button = h("button", { type: "button", class: "btn btn-secondary" }, "Message tutor");
+      button.addEventListener("click", () => messagePerson(button, session.tutor.id));
+      buttons.push(button);
+    }
+    replace(
+      missedBanner,
+      h(
+        "section",
+        { class: "card missed-banner", role: "status", "aria-labelledby": "missed-heading" },
+        h("h2", { id: "missed-heading" }, title),
+        h("p", {}, text),
+        buttons.length ? h("div", { class: "missed-actions" }, buttons) : null,
+        booked
+          ? notice(
+              "success",
+              `New session booked for ${formatDateTime(startOf(booked))}. `,
+              h(
+                "a",
+                { href: `#/sessions/${encodeURIComponent(booked.id)}` },
+                "Open the new session",
+              ),
+              " · ",
+              h("a", { href: "#/sessions" }, "Sessions"),
+            )
+          : null,
+      ),
+    );
+    if (session.invoices?.length && outcomeKey !== `missed|${session.invoices.length}`) {
+      outcomeKey = `missed|${session.invoices.length}`;
+      const invoiceCard = h(
+        "section",
+        { class: "card invoice-card", "aria-labelledby": "invoice-heading" },
+        h("h2", { id: "invoice-heading" }, "Invoice"),
+      );
+      replace(outcome, invoiceCard);
+      loadInvoice(invoiceCard);
+    }
+  }
+
+  async function bookNewTime() {
+    const created = await openCreateDialog(app, [session], {
+      title: "Book a new time",
+      students: activeStudents(session),
+      durationMinutes: session.duration_minutes,
+      topic: session.topic ?? "",
+    });
+    if (!created?.length) return;
+    booked = created[0];
+    app.toast("success", "New session booked. The student has to accept it.");
+    drawMissed();
+  }
+
+  function drawMessages() {
+    const said = session.messages ?? [];
+    if (!said.length) {
+      messagesCard.hidden = true;
+      return;
+    }
+    messagesCard.hidden = false;
+    replace(
+      messagesCard,
+      h("h2", { id: "session-messages-heading" }, "Messages from this session"),
+      h(
+        "ol",
+        { class: "messages session-message-list", role: "list" },
+        said.map((m) =>
+          h(
+            "li",
+            {
+              class: `message${m.sender?.id === me.userId ? " mine" : ""}${m.kind === "prompt" ? " prompt" : ""}`,
+              dataset: { messageId: String(m.id), kind: m.kind },
+            },
+            h(
+              "div",
+              { class: "message-meta" },
+              h(
+                "span",
+                { class: "message-sender" },
+                m.sender?.id === me.userId ? "You" : m.sender?.name || "Someone",
+              ),
+              m.created_at
+                ? h(
+                    "time",
+                    { datetime: m.created_at, class: "muted" },
+                    formatTime(new Date(m.created_at)),
+                  )
+                : null,
+            ),
+            h("p", { class: "message-text" }, m.text),
+          ),
+        ),
+      ),
+    );
+  }
+
   function drawOutcome() {
+    if (session.state === "missed") return; // drawMissed shows a no-show fee's invoice
     const key = `${session.state}|${session.logged_minutes}|${session.completed_at}`;
     if (key === outcomeKey) return;
     outcomeKey = key;
@@ -412,10 +638,12 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
       .map((inv) =>
         h(
           "div",
-          { class: "invoice", dataset: { invoiceId: inv.id } },
+          { class: "invoice", dataset: { invoiceId: inv.id, kind: inv.kind ?? "lesson" } },
           h(
             "dl",
             { class: "facts" },
+            h("dt", {}, "For"),
+            h("dd", { class: "invoice-kind" }, INVOICE_KIND_LABELS[inv.kind] ?? "Lesson"),
             h("dt", {}, "Student"),
             h("dd", {}, inv.student?.name ?? "—"),
             h("dt", {}, "Time"),
@@ -594,6 +822,11 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
     conn.on("classroom_closed", (data) => {
       if (data?.session_id === sessionId) refresh();
     }),
+    conn.on("removed", (data) => {
+      if (data?.session_id !== sessionId) return;
+      replace(flash, notice("warning", "The tutor removed you from this session."));
+      refresh();
+    }),
   ];
 
   try {
@@ -611,6 +844,7 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
   return async () => {
     clearTimeout(refreshTimer);
     clearTimeout(openTimer);
+    noShow.destroy();
     for (const off of unsubscribe) off();
     await conn.unwatch(sessionId);
   };

@@ -42,6 +42,13 @@ const SENTENCES = {
     "Audio and video were being set up from both sides at once. Reload the page if nothing appears.",
   no_pending_offer: "Audio and video got out of step. Reload the page if nothing appears.",
   wrong_connection: "This classroom is open in another tab; audio and video run in that tab.",
+  message_too_long: "A message can be at most 2000 characters. Please shorten it.",
+  too_early: "It is too early for that: give your student a few more minutes.",
+  was_present:
+    "The attendance record shows they came to the classroom, so this cannot be recorded as a no-show.",
+  last_participant:
+    "This is the only student left in the session. Cancel the session or end it as a no-show instead.",
+  removed: "The tutor removed you from this session, so you cannot join its classroom.",
   unavailable: "The service is temporarily unavailable. Please try again in a moment.",
   internal_error: "Something went wrong on our side. Please try again.",
   network: "We could not reach the server. Check your connection and try again.",
@@ -52,6 +59,13 @@ const SENTENCES = {
 export function describeError(error) {
   if (!error) return SENTENCES.internal_error;
   const code = error.code;
+  if (code === "too_early" && error.details?.available_at) {
+    const at = new Date(error.details.available_at);
+    if (!Number.isNaN(at.getTime())) {
+      const time = at.toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit" });
+      return `It is too early for that: it becomes available at ${time}.`;
+    }
+  }
   if (code && Object.hasOwn(SENTENCES, code)) return SENTENCES[code];
   if (error.message && error.name === "ServerError") return error.message;
   return SENTENCES.internal_error;

@@ -37,8 +37,18 @@ function rosterFrom(sessions) {
   return [...byId].map(([id, name]) => ({ id, name })).sort((a, b) => a.name.localeCompare(b.name));
 }
 
-export function openCreateDialog(app, sessions) {
+/**
+ * The Create session dialog. `prefill` (optional) books a new time for an earlier session:
+ * {students: [{id, name}], durationMinutes, topic, title}.
+ */
+export function openCreateDialog(app, sessions, prefill = null) {
   const roster = rosterFrom(sessions);
+  for (const student of prefill?.students ?? []) {
+    if (!roster.some((r) => r.id === student.id)) {
+      roster.push({ id: student.id, name: student.name || student.id });
+    }
+  }
+  const chosen = new Set((prefill?.students ?? []).map((s) => s.id));
   const start = nextHalfHour();
   const errors = errorSlot();
 
@@ -46,7 +56,12 @@ export function openCreateDialog(app, sessions) {
     h(
       "label",
       { class: "check" },
-      h("input", { type: "checkbox", name: "student", value: s.id, checked: roster.length === 1 }),
+      h("input", {
+        type: "checkbox",
+        name: "student",
+        value: s.id,
+        checked: prefill ? chosen.has(s.id) : roster.length === 1,
+      }),
       h("span", {}, s.name),
     ),
   );
@@ -64,11 +79,16 @@ export function openCreateDialog(app, sessions) {
     step: "300",
     value: timeKey(start),
   });
-  const duration = h("select", { name: "duration" }, durationOptions(60));
+  const duration = h(
+    "select",
+    { name: "duration" },
+    durationOptions(DURATIONS.includes(prefill?.durationMinutes) ? prefill.durationMinutes : 60),
+  );
   const topic = h("input", {
     type: "text",
     name: "topic",
     maxlength: "500",
+    value: prefill?.topic ?? "",
     placeholder: "e.g. Quadratic equations – solving and graphing",
   });
   const notes = h("textarea", { name: "notes", rows: "2", maxlength: "5000" });
@@ -127,7 +147,7 @@ export function openCreateDialog(app, sessions) {
 
   const submit = h("button", { type: "submit", class: "btn btn-primary" }, "Create");
   const { done } = openDialog({
-    title: "Create session",
+    title: prefill?.title ?? "Create session",
     className: "dialog-wide",
     build: (close) => {
       const form = h(

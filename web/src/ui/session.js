@@ -19,6 +19,25 @@ export const ACCEPTANCE_LABELS = {
   accepted: "Accepted",
   declined: "Declined",
   withdrawn: "Withdrew",
+  removed: "Removed",
+};
+
+export const STATE_REASON_LABELS = {
+  student_no_show: "Missed – no-show",
+  tutor_no_show: "Missed – tutor didn't come",
+  not_accepted: "Missed – not accepted in time",
+  logging_window_passed: "Missed – time not logged",
+};
+
+/** "Missed – no-show" for a missed session with a reason, else the state's label. */
+export function stateReasonLabel(state, reason) {
+  if (state === "missed" && STATE_REASON_LABELS[reason]) return STATE_REASON_LABELS[reason];
+  return stateLabel(state);
+}
+
+export const INVOICE_KIND_LABELS = {
+  lesson: "Lesson",
+  no_show_fee: "No-show fee",
 };
 
 export function stateLabel(state) {
@@ -98,6 +117,11 @@ export function classroomOpen(session) {
 /** The name of a participant from a presence entry or a person object. */
 export function displayName(person) {
   return person?.name || person?.user_id || person?.id || "Someone";
+}
+
+/** Whether the tutor may still remove students (docs/api.md, Removing a student). */
+export function isRemovable(session) {
+  return ["requested", "accepted", "in_progress"].includes(session.state);
 }
 
 export function modeLabel(mode) {

@@ -245,7 +245,7 @@ export async function renderSessions(app, root) {
           ? pill(`You: ${acceptanceLabel(mine)}`, "warning")
           : null,
       ),
-      h("div", { class: "session-side" }, stateBadge(s.state), actions),
+      h("div", { class: "session-side" }, stateBadge(s.state, s.state_reason), actions),
     );
   }
 

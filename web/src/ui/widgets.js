@@ -2,10 +2,15 @@
 
 import { describeError } from "./errors.js";
 import { h, nextId, replace } from "./dom.js";
-import { stateLabel } from "./session.js";
+import { stateReasonLabel } from "./session.js";
 
-export function stateBadge(state) {
-  return h("span", { class: `badge badge-${state}`, dataset: { state } }, stateLabel(state));
+/** The state as a badge; a missed session says why ("Missed – no-show"). */
+export function stateBadge(state, reason = null) {
+  return h(
+    "span",
+    { class: `badge badge-${state}`, dataset: reason ? { state, reason } : { state } },
+    stateReasonLabel(state, reason),
+  );
 }
 
 export function pill(text, kind = "neutral") {
