@@ -44,6 +44,7 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
   let refreshTimer = null;
   let noShow = null;
   const threads = []; // the chat panel's conversations, one per student for the tutor
+  let dropChatTabs = () => {}; // takes removed students' tabs out of the chat panel
 
   const status = h(
     "p",
@@ -305,6 +306,7 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
       session = fresh;
       noShow?.update();
       drawPeople();
+      dropChatTabs();
     } catch {
       // The call goes on; the next presence change reads it again.
     }
@@ -379,6 +381,7 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
     app.toast("success", `${student.name || student.id} was removed from the session.`);
     noShow?.update();
     drawPeople();
+    dropChatTabs();
   }
 
   async function openChat() {
@@ -439,6 +442,20 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
       });
       threads[index].shown();
     }
+    dropChatTabs = () => {
+      const still = new Set(activeStudents(session).map((s) => s.id));
+      let selectedGone = false;
+      others.forEach((person, i) => {
+        if (!tutor || still.has(person.id) || tabs[i].hidden) return;
+        selectedGone ||= tabs[i].getAttribute("aria-selected") === "true";
+        tabs[i].hidden = true;
+        panels[i].hidden = true;
+      });
+      if (selectedGone) {
+        const next = tabs.findIndex((tab) => !tab.hidden);
+        if (next >= 0) select(next);
+      }
+    };
     replace(
       chat,
       tabs.length > 1
@@ -452,8 +469,10 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
                 if (event.key !== "ArrowRight" && event.key !== "ArrowLeft") return;
                 event.preventDefault();
                 const current = tabs.findIndex((t) => t.getAttribute("aria-selected") === "true");
-                const next =
-                  (current + (event.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length;
+                let next = current;
+                do {
+                  next = (next + (event.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length;
+                } while (tabs[next].hidden && next !== current);
                 select(next);
                 tabs[next].focus();
               },
@@ -463,6 +482,7 @@ export async function renderClassroom(app, root, [sessionId], isCurrent) {
         : h("p", { class: "muted small chat-with" }, `With ${others[0].name || others[0].id}`),
       panels,
     );
+    dropChatTabs();
   }
 
   // -- drawing ---------------------------------------------------------------------------------
