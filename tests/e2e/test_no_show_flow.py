@@ -172,3 +172,39 @@ async def test_group_session_remove_the_absent_student_and_complete(
     await browser.screenshot(tutor, "tutor-details-completed-after-removal")
 
     assert browser.problems() == []
+
+
+async def test_a_removed_student_is_taken_out_and_cannot_rejoin(
+    server: Server, browser: Browser
+) -> None:
+    session_id = await seed_session(server.db, TUTOR, [STUDENT, ABSENT])
+    fragment = f"/sessions/{session_id}"
+    tutor = await browser.page("tutor", server.link(TUTOR, fragment))
+    alex = await browser.page("alex", server.link(ABSENT, fragment))
+    await alex.get_by_role("button", name="Join online classroom").click()
+    await expect(alex.get_by_role("button", name="Leave call")).to_be_visible()
+    await tutor.get_by_role("button", name="Start session").click()
+    people = tutor.locator(".call-people")
+    await expect(people.locator("[data-user-id='student-absent']")).to_contain_text("Here")
+
+    await people.get_by_role("button", name="Remove Alex Absent").click()
+    await (
+        tutor.get_by_role("dialog", name="Remove Alex Absent?")
+        .get_by_role("button", name="Remove")
+        .click()
+    )
+    await expect(people.locator("[data-user-id='student-absent']")).to_contain_text("Removed")
+    await expect(tutor.locator(".tile[data-user-id='student-absent']")).to_have_count(0)
+
+    # Alex's page leaves the call and says why; the session no longer offers the classroom.
+    await expect(alex.get_by_role("heading", level=1)).to_have_text("Quadratic equations")
+    await expect(alex.locator(".flash-slot")).to_contain_text("The tutor removed you")
+    await expect(alex.get_by_role("button", name="Join online classroom")).to_have_count(0)
+    await browser.screenshot(alex, "removed-student-details")
+
+    # Opening the classroom's address anyway is refused with the same sentence.
+    await alex.goto(server.link(ABSENT, f"{fragment}/classroom"))
+    await expect(alex.get_by_role("alert")).to_contain_text("The tutor removed you")
+    await browser.screenshot(alex, "removed-student-join-refused")
+
+    assert browser.problems() == []

@@ -261,7 +261,7 @@ export async function renderDetails(app, root, [sessionId], isCurrent) {
                 acceptanceLabel(acceptance),
                 acceptance === "accepted"
                   ? "success"
-                  : acceptance === "declined"
+                  : ["declined", "removed"].includes(acceptance)
                     ? "danger"
                     : "warning",
               )
