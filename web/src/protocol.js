@@ -261,6 +261,16 @@ export class PresenceTracker {
   }
 }
 
+const LOCAL_OR_BUILT_IN = [
+  "presence",
+  "can_complete",
+  "classroom_closed",
+  "removed",
+  "connection",
+  "auth_error",
+  "rejoined",
+];
+
 /**
  * One Socket.IO connection to `/classroom` for the whole page. It remembers which sessions the
  * page watches and which classroom it is in, and says so again after a reconnection, so a dropped
@@ -268,17 +278,23 @@ export class PresenceTracker {
  */
 export class ClassroomConnection {
   constructor(token, { url = "" } = {}) {
-    this.socket = io(`${url}/classroom`, {
-      auth: { token },
-      transports: ["websocket"],
-      reconnectionDelay: 250,
-      reconnectionDelayMax: 2000,
-    });
+    this.token = token;
     this.presence = new PresenceTracker();
     this.watching = new Set();
     this.joined = null;
     this.handlers = new Map();
     this.everConnected = false;
+    this._open(url);
+  }
+
+  /** Open the Socket.IO connection to `url` (this origin when empty) with every listener. */
+  _open(url) {
+    this.socket = io(`${url}/classroom`, {
+      auth: { token: this.token },
+      transports: ["websocket"],
+      reconnectionDelay: 250,
+      reconnectionDelayMax: 2000,
+    });
     this.socket.on("connect", () => this._connected());
     this.socket.on("disconnect", (reason) =>
       this._emitLocal("connection", { state: "down", reason }),
@@ -301,6 +317,33 @@ export class ClassroomConnection {
         this._emitLocal(event, data);
       });
     }
+    for (const event of this.handlers.keys()) {
+      if (!LOCAL_OR_BUILT_IN.includes(event)) {
+        this.socket.on(event, (data) => this._emitLocal(event, data));
+      }
+    }
+  }
+
+  /**
+   * With several server processes, a classroom's audio and video live on one of them: a join
+   * elsewhere is refused `wrong_node` with that process's URL. Move this page's connection there
+   * (watches are renewed by `_connected`); every other event works on any process.
+   */
+  async _moveTo(url) {
+    const old = this.socket;
+    old.removeAllListeners();
+    old.disconnect();
+    this._open(String(url).replace(/\/$/, ""));
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new ServerError("timeout", "The classroom's server did not answer in time.")),
+        DEFAULT_TIMEOUT_MS,
+      );
+      this.socket.once("connect", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   get connected() {
@@ -311,17 +354,7 @@ export class ClassroomConnection {
   on(event, handler) {
     if (!this.handlers.has(event)) {
       this.handlers.set(event, new Set());
-      if (
-        ![
-          "presence",
-          "can_complete",
-          "classroom_closed",
-          "removed",
-          "connection",
-          "auth_error",
-          "rejoined",
-        ].includes(event)
-      ) {
+      if (!LOCAL_OR_BUILT_IN.includes(event)) {
         this.socket.on(event, (data) => this._emitLocal(event, data));
       }
     }
@@ -358,6 +391,14 @@ export class ClassroomConnection {
         this._snapshotFromAck(sessionId, ack);
         this._emitLocal("rejoined", { session_id: sessionId, ack });
       } catch (err) {
+        if (err.code === "wrong_node" && err.details?.url) {
+          // The classroom's home moved (its process died): rejoin there; `_connected` runs again.
+          this._moveTo(err.details.url).catch((moveErr) => {
+            this.joined = null;
+            this._emitLocal("rejoined", { session_id: sessionId, error: moveErr });
+          });
+          return;
+        }
         this.joined = null;
         this._emitLocal("rejoined", { session_id: sessionId, error: err });
       }
@@ -408,7 +449,14 @@ export class ClassroomConnection {
   }
 
   async join(sessionId) {
-    const ack = await this.call("join", { session_id: sessionId });
+    let ack;
+    try {
+      ack = await this.call("join", { session_id: sessionId });
+    } catch (err) {
+      if (err.code !== "wrong_node" || !err.details?.url) throw err;
+      await this._moveTo(err.details.url);
+      ack = await this.call("join", { session_id: sessionId });
+    }
     this.joined = sessionId;
     this._snapshotFromAck(sessionId, ack);
     return ack;
