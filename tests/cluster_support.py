@@ -103,8 +103,8 @@ class Deployment:
     prefix: str = field(default_factory=lambda: f"classroom-multinode-{uuid.uuid4().hex[:10]}:")
     processes: list[ServerProcess] = field(default_factory=list)
 
-    def start(self, name: str, **settings: str) -> ServerProcess:
-        port = free_port()
+    def start(self, name: str, port: int | None = None, **settings: str) -> ServerProcess:
+        port = port or free_port()
         env = {
             **_base_env(),
             "CLASSROOM_JWT_SECRET": JWT_SECRET,
