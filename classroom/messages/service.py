@@ -95,8 +95,10 @@ class MessageService:
             )
             where = store.visible(identity.user_id, identity.role, children)
             found = await store.conversations(tx, where, limit)
-            ids = [c.id for c in found]
-            unread = await store.unread_counts(tx, ids, identity.user_id)
+            # The total counts every conversation, not only the page listed.
+            unread = await store.unread_counts(
+                tx, await store.conversation_ids(tx, where), identity.user_id
+            )
             lasts = await store.messages_by_id(
                 tx, [c.last_message_id for c in found if c.last_message_id is not None]
             )

@@ -138,6 +138,14 @@ async def conversations(
     return list((await tx.execute(query)).scalars())
 
 
+async def conversation_ids(tx: AsyncSession, where: ColumnElement[bool] | None) -> list[str]:
+    """Every conversation the caller may see (for totals over more than one page)."""
+    query = select(Conversation.id)
+    if where is not None:
+        query = query.where(where)
+    return list((await tx.execute(query)).scalars())
+
+
 async def unread_counts(
     tx: AsyncSession, conversation_ids: Sequence[str], reader_id: str
 ) -> dict[str, int]:

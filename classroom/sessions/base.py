@@ -118,6 +118,28 @@ class ServiceBase:
             deadline,
         )
 
+    async def _summary_view(
+        self, tx: AsyncSession, loaded: store.Loaded, now: datetime
+    ) -> dict[str, Any]:
+        """The session summary, as lists show it (what the classroom's acks carry): two small
+        reads on top of ``loaded``, none of the details."""
+        row = loaded.row
+        people = [row.tutor_id, row.completed_by or "", row.cancelled_by or ""]
+        known = await store.names(tx, people + [p.student_id for p in loaded.participants])
+        leaves = await store.last_leaves(tx, [row.id])
+        deadline = model.logging_deadline(
+            model.ends_at(row.starts_at, row.duration_minutes),
+            max(filter(None, (leaves.get(row.id), row.last_leave_at)), default=None),
+            self._settings.logging_window_hours,
+        )
+        return self._summary(loaded, known, now, deadline)
+
+    async def get_summary(self, identity: Identity, session_id: str) -> dict[str, Any]:
+        """The session summary as ``identity`` may see it; ``not_found`` otherwise."""
+        now = self._now()
+        async with self._db.reader() as tx:
+            return await self._summary_view(tx, await self._load(tx, identity, session_id), now)
+
     async def _detail(
         self, tx: AsyncSession, loaded: store.Loaded, now: datetime, *, presence: bool = True
     ) -> dict[str, Any]:
@@ -159,7 +181,11 @@ class ServiceBase:
         view["messages"] = [message_view(m, c, people) for m, c in said]
         prompted = sorted({c.student_id for m, c in said if m.kind == "prompt"})
         view["no_show"] = views.no_show_view(
-            self._situation(loaded, stays, now), loaded.relation, loaded.viewer_id, prompted
+            self._situation(loaded, stays, now),
+            loaded.relation,
+            loaded.viewer_id,
+            prompted,
+            self._settings.no_show_fee_percent,
         )
         view["history"] = views.history_view(history, known)
         view["presence"], view["presence_version"] = [], 0

@@ -150,7 +150,11 @@ def history_view(items: Sequence[SessionTransition], known: dict[str, str]) -> l
 
 
 def no_show_view(
-    situation: no_show.Situation, relation: Relation, viewer_id: str, prompted: Sequence[str]
+    situation: no_show.Situation,
+    relation: Relation,
+    viewer_id: str,
+    prompted: Sequence[str],
+    fee_percent: float = 0,
 ) -> dict[str, Any] | None:
     """When the no-show actions open, who has not come (tutor and admin), and which of them the
     caller may use right now; None for in-person sessions."""
@@ -163,6 +167,7 @@ def no_show_view(
         "end_available_at": iso(s.timing.end_at),
         "absent": list(s.absent) if sees_absent else [],
         "prompted": list(prompted) if sees_absent else [],
+        "fee_percent": fee_percent,
         "can_send_prompt": tutor and no_show.passes(lambda: no_show.check_prompt(s)),
         "can_end": tutor and no_show.passes(lambda: no_show.check_student_no_show(s)),
         "can_report_tutor_no_show": relation == "student"

@@ -291,3 +291,17 @@ async def test_group_classroom_the_tutor_says_to_whom(
         403,
     )
     assert code == "not_a_participant"
+
+
+async def test_the_unread_total_counts_every_conversation_not_only_the_page(
+    db: Database, people: People, http: Http
+) -> None:
+    await seed_session(db, people.tutor, [people.student])
+    await seed_session(db, people.tutor2, [people.student])
+    for tutor in (people.tutor, people.tutor2):
+        conversation = await open_conversation(http, tutor, "student-1")
+        path = f"/api/conversations/{conversation['id']}/messages"
+        await http.post(path, tutor, {"text": f"Hello from {tutor.name}"}, status=201)
+    page = await http.get("/api/conversations?limit=1", people.student)
+    assert len(page["conversations"]) == 1
+    assert page["unread_total"] == 2

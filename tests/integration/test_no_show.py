@@ -191,6 +191,8 @@ async def test_a_fee_when_configured_in_one_transaction(
     tutor = await lesson.connect(people.tutor)
     assert (await tutor.call("join", {"session_id": session_id}))["ok"]
     lesson.at(10)
+    before = await lesson.http.get(f"/api/sessions/{session_id}", people.tutor)
+    assert before["no_show"]["fee_percent"] == 50  # the confirmation can say what it costs
     body = {"student_ids": ["student-2"]}  # Sara told the tutor she was ill: no fee for her
     ended = await lesson.http.post(f"/api/sessions/{session_id}/no-show", people.tutor, body)
     assert ended["state_reason"] == "student_no_show"
