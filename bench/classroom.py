@@ -1,6 +1,9 @@
 """The classroom's own figures on one `classroom serve` process (SQLite, seeded directly).
 
-    python -m bench.classroom [--runs 3] [--sessions 500] [--grace 3]
+    python -m bench.classroom [--runs 3] [--sessions 500] [--grace 3] [--profile DIR]
+
+``--profile DIR [--profile-phase storm|presence|gate]`` attaches py-spy to the server during that
+phase of each run (see ``Profiler``).
 
 Per run: 500 two-person sessions seeded in a fresh SQLite database; one server process; one
 load process (bench/peer/load.js) that (1) connects, authenticates and joins all 1000 clients at
@@ -15,8 +18,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
+import signal
 import statistics
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,10 +95,12 @@ async def one_run(args: argparse.Namespace, tmp: Path, index: int) -> dict[str, 
     async with spawn("classroom", argv, env=env, stderr_to=LOGS / "classroom-server.log") as server:
         await wait_http(port, timeout=60)
         await asyncio.sleep(1.0)
+        profiler = Profiler(args, server.pid, index)
         marks: dict[str, tuple[float, int]] = {}
 
         def on_mark(name: str) -> None:
             marks[name] = (cpu_seconds(server.pid), rss_bytes(server.pid))
+            profiler.at_mark(name)
 
         config = {
             "kind": "classroom",
@@ -102,20 +112,76 @@ async def one_run(args: argparse.Namespace, tmp: Path, index: int) -> dict[str, 
             "grace_s": args.grace,
             "recap": RECAP,
         }
-        result = await drive_load(
-            config, tmp / "load.json", on_mark, timeout=180, stderr_to=LOGS / "load.log"
-        )
+        try:
+            result = await drive_load(
+                config, tmp / "load.json", on_mark, timeout=180, stderr_to=LOGS / "load.log"
+            )
+        finally:
+            profiler.stop()
     clients = result["join_storm"]["clients"]
     result["memory_per_client_kb"] = (marks["joined"][1] - marks["idle"][1]) / clients / 1024
     result["server_rss_mb"] = {k: v[1] / 2**20 for k, v in marks.items()}
     result["server_cpu_s"] = {k: v[0] for k, v in marks.items()}
+    # Server CPU (every thread) per client over the storm: what the load on a shared machine
+    # does not change much, unlike the latencies.
+    result["storm_cpu_ms_per_client"] = (marks["joined"][0] - marks["idle"][0]) / clients * 1000
     return result
+
+
+PHASES = {  # phase -> (the mark that opens it, the mark that ends it)
+    "storm": ("idle", "joined"),
+    "presence": ("joined", "left"),
+    "gate": ("left", "completed"),
+}
+
+
+class Profiler:
+    """py-spy attached to the server for one phase (between two of the load client's marks):
+    the thread holding the GIL, 100 samples/s, collapsed stacks in
+    DIR/classroom-<phase>-<run>.txt."""
+
+    def __init__(self, args: argparse.Namespace, pid: int, index: int) -> None:
+        self.phase = PHASES[args.profile_phase] if args.profile else None
+        self.out = Path(args.profile or ".") / f"classroom-{args.profile_phase}-{index}.txt"
+        self.pid = pid
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def at_mark(self, name: str) -> None:
+        if self.phase is None:
+            return
+        if name == self.phase[0]:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            py_spy = str(ROOT / ".venv/bin/py-spy")
+            argv = [py_spy, "record", "--pid", str(self.pid), "-r", "100", "-f", "raw", "--gil"]
+            self.proc = subprocess.Popen(
+                [*argv, "-o", str(self.out)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            time.sleep(1.0)  # attached before the phase starts
+        elif name == self.phase[1]:
+            self.stop()
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGINT)  # py-spy writes its file on SIGINT
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 FIGURES = [
     ("join storm total ms (1000 clients)", lambda r: r["join_storm"]["total_ms"], "<= 2000"),
     ("join ack p99 ms", lambda r: r["join_storm"]["join_ack"]["p99"], "<= 200"),
     ("join failures", lambda r: r["join_storm"]["failures"], "0"),
+    ("server CPU ms per client (storm)", lambda r: r.get("storm_cpu_ms_per_client"), ""),
     ("presence p50 ms", lambda r: r["presence"]["latency"]["p50"], ""),
     ("presence p99 ms", lambda r: r["presence"]["latency"]["p99"], "<= 5"),
     ("memory per client KB", lambda r: r["memory_per_client_kb"], "<= 40"),
@@ -159,6 +225,8 @@ def main() -> None:
     parser.add_argument("--grace", type=float, default=3.0)
     parser.add_argument("--plain", action="store_true", help="CLASSROOM_SIGNALING_FAST=false")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the server into DIR")
+    parser.add_argument("--profile-phase", choices=sorted(PHASES), default="storm")
     args = parser.parse_args()
     data = asyncio.run(run(args))
     rows = [[label, data["median"][label], target] for label, _, target in FIGURES]

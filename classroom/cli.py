@@ -19,6 +19,7 @@ from classroom.logs import configure_logging
 log = logging.getLogger("classroom")
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+LISTEN_BACKLOG = 4096  # pending connections; see serve
 
 
 def _settings(require_secret: bool = True, **overrides: Any) -> Settings:
@@ -78,6 +79,10 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
         access_log=None,
         handle_signals=True,
         shutdown_timeout=5,
+        # The start of the hour: a thousand browsers connect at once. aiohttp's default listen
+        # backlog (128) overflows and the kernel drops their SYNs, which clients resend after
+        # 1, 3, 7, 15 s; the kernel caps this at net.core.somaxconn.
+        backlog=LISTEN_BACKLOG,
     )
 
 

@@ -45,7 +45,13 @@ class _Completion:
 
 class CompletionUseCases(ServiceBase):
     async def complete_session(
-        self, identity: Identity, session_id: str, minutes: int, recap: str
+        self,
+        identity: Identity,
+        session_id: str,
+        minutes: int,
+        recap: str,
+        *,
+        summary: bool = False,
     ) -> dict[str, Any]:
         """Log time and recap, bill every student and pay the tutor, exactly once.
 
@@ -53,20 +59,25 @@ class CompletionUseCases(ServiceBase):
         ``invalid_minutes``, ``recap_too_short``, ``grace_period_expired``,
         ``participants_remain`` (online, someone else is still in the classroom) or
         ``already_completed`` (completed before with another time or recap). A repeat of the
-        completing request answers the same session view."""
+        completing request answers the same session view. Answers the session details, or with
+        ``summary`` the session summary (the classroom's ``log_time_and_leave`` ack)."""
         async with self._lock(session_id):
-            return await self._complete(identity, session_id, minutes, recap)
+            await self._complete(identity, session_id, minutes, recap)
+        if summary:
+            return await self.get_summary(identity, session_id)
+        return await self.get_session(identity, session_id)
 
     async def _complete(
         self, identity: Identity, session_id: str, minutes: object, recap: object
-    ) -> dict[str, Any]:
+    ) -> None:
         now = self._now()
         async with self._db.reader() as tx:
             loaded = await self._load(tx, identity, session_id)
             if loaded.relation not in ("tutor", "admin"):
                 raise Forbidden("Only the session's tutor can complete it.")
             if loaded.row.state == model.State.COMPLETED:
-                return await self._repeat(tx, loaded, now, minutes, recap)
+                _check_repeat(loaded, minutes, recap)
+                return
             deadline = self._deadline(loaded, await store.stays(tx, session_id))
             checked = check_completion(loaded, identity.is_admin, now, deadline, minutes, recap)
             assert checked is not None
@@ -80,7 +91,8 @@ class CompletionUseCases(ServiceBase):
         try:
             invoices = await self._commit(identity, session_id, job, now)
         except _LostRace:
-            return await self._after_lost_race(identity, session_id, job, online)
+            await self._after_lost_race(identity, session_id, job, online)
+            return
         except BaseException:
             if online:
                 await asyncio.shield(self._reopen_unless_completed(session_id))
@@ -97,27 +109,6 @@ class CompletionUseCases(ServiceBase):
                 await self._classroom.completed(session_id)
             except Exception:
                 log.exception("classroom not told of the completion session=%s", session_id)
-        return await self.get_session(identity, session_id)
-
-    async def _repeat(
-        self,
-        tx: AsyncSession,
-        loaded: store.Loaded,
-        now: datetime,
-        minutes: object,
-        recap: object,
-    ) -> dict[str, Any]:
-        """An already completed session: the same request again is answered the same way."""
-        row = loaded.row
-        same = (
-            isinstance(recap, str)
-            and not isinstance(minutes, bool)
-            and minutes == row.logged_minutes
-            and recap.strip() == row.recap
-        )
-        if not same:
-            raise AlreadyCompleted(logged_minutes=row.logged_minutes)
-        return await self._detail(tx, loaded, now)
 
     async def _commit(
         self, identity: Identity, session_id: str, job: _Completion, now: datetime
@@ -228,12 +219,13 @@ class CompletionUseCases(ServiceBase):
 
     async def _after_lost_race(
         self, identity: Identity, session_id: str, job: _Completion, online: bool
-    ) -> dict[str, Any]:
+    ) -> None:
         """Another request changed the session between our checks and our update."""
         async with self._db.reader() as tx:
             loaded = await self._load(tx, identity, session_id)
             if loaded.row.state == model.State.COMPLETED:
-                return await self._repeat(tx, loaded, self._now(), job.minutes, job.recap)
+                _check_repeat(loaded, job.minutes, job.recap)
+                return
         if online:
             await self._reopen_unless_completed(session_id)
         raise InvalidState("The session changed meanwhile; please try again.")
@@ -316,6 +308,20 @@ class CompletionUseCases(ServiceBase):
             raise AlreadyReviewed() from None
         log.info("reviewed session=%s by=%s rating=%s", session_id, identity.user_id, rating)
         return views.review_view(review, known)
+
+
+def _check_repeat(loaded: store.Loaded, minutes: object, recap: object) -> None:
+    """An already completed session: the same request again is answered the same way (the
+    caller answers the view); another time or recap is ``already_completed``."""
+    row = loaded.row
+    same = (
+        isinstance(recap, str)
+        and not isinstance(minutes, bool)
+        and minutes == row.logged_minutes
+        and recap.strip() == row.recap
+    )
+    if not same:
+        raise AlreadyCompleted(logged_minutes=row.logged_minutes)
 
 
 __all__ = ["CompletionUseCases"]

@@ -210,43 +210,30 @@ class LifecycleUseCases(ServiceBase):
 
     # -- the classroom -------------------------------------------------------------------------
     async def enter_classroom(self, identity: Identity, session_id: str) -> dict[str, Any]:
-        """Authorise a join of the online classroom and return the session view for the caller.
+        """Authorise a join of the online classroom and return the session as the classroom needs
+        it: the summary every list shows (id, state, tutor, students, topic, schedule, classroom
+        window, logging deadline; the tutor's notes), not the details of ``get_session``.
 
         The first entry of an accepted session starts it (``in_progress``). The tutor entering a
-        session that is not accepted marks it ``missed`` (reason ``not_accepted``)."""
+        session that is not accepted marks it ``missed`` (reason ``not_accepted``). Only those two
+        changes take a write transaction; every other entry (the second participant, a rejoin) is
+        authorised by one read."""
         now = self._now()
+        async with self._db.reader() as tx:
+            loaded = await self._load(tx, identity, session_id)
+            if not self._may_enter(loaded, now):
+                return await self._summary_view(tx, loaded, now)
         async with self._db.transaction() as tx:
             loaded = await self._load(tx, identity, session_id, for_update=True)
+            self._may_enter(loaded, now)  # again, under the lock: someone may have moved it
             row = loaded.row
-            if loaded.relation not in ("tutor", "student"):
-                me = loaded.participant(identity.user_id)
-                if me is not None and me.acceptance == "removed":
-                    raise Removed()
-                raise NotAParticipant()
-            if row.mode != "online":
-                raise InvalidState("An in-person session has no online classroom.")
-            window = model.classroom_window(
-                row.starts_at,
-                row.duration_minutes,
-                self._settings.classroom_open_before_minutes,
-                self._settings.classroom_hard_cap_minutes,
-            )
-            if row.state in model.CLOSED_STATES or row.classroom_closed_at is not None:
-                raise ClassroomClosed(state=row.state)
-            if now >= window.closes_at:
-                raise ClassroomClosed("The classroom closed after the session's end.")
-            if now < window.opens_at:
-                raise ClassroomNotOpen(opens_at=store.iso(window.opens_at))
-            if row.state == model.State.REQUESTED:
-                if loaded.relation == "tutor":
-                    await self._missed_at_start(tx, row, identity, now)
-                    raise_after: NotAccepted | None = NotAccepted(
-                        "The session was started before every participant accepted; "
-                        "it is marked missed.",
-                        state=model.State.MISSED.value,
-                    )
-                else:
-                    raise NotAccepted()
+            if row.state == model.State.REQUESTED:  # the tutor (_may_enter refused a student)
+                await self._missed_at_start(tx, row, identity, now)
+                raise_after: NotAccepted | None = NotAccepted(
+                    "The session was started before every participant accepted; "
+                    "it is marked missed.",
+                    state=model.State.MISSED.value,
+                )
             else:
                 raise_after = None
                 if row.state == model.State.ACCEPTED and await _move(
@@ -259,7 +246,38 @@ class LifecycleUseCases(ServiceBase):
                     log.info("started session=%s by=%s", row.id, identity.user_id)
         if raise_after is not None:
             raise raise_after  # after the commit: the missed mark stays
-        return await self.get_session(identity, session_id)
+        async with self._db.reader() as tx:
+            loaded = await self._load(tx, identity, session_id)
+            return await self._summary_view(tx, loaded, now)
+
+    def _may_enter(self, loaded: store.Loaded, now: datetime) -> bool:
+        """Raise the refusal of an entry now, if any; True when the entry changes the session
+        (an accepted session starts, or the tutor's entry marks a requested one missed)."""
+        row = loaded.row
+        if loaded.relation not in ("tutor", "student"):
+            me = loaded.participant(loaded.viewer_id)
+            if me is not None and me.acceptance == "removed":
+                raise Removed()
+            raise NotAParticipant()
+        if row.mode != "online":
+            raise InvalidState("An in-person session has no online classroom.")
+        window = model.classroom_window(
+            row.starts_at,
+            row.duration_minutes,
+            self._settings.classroom_open_before_minutes,
+            self._settings.classroom_hard_cap_minutes,
+        )
+        if row.state in model.CLOSED_STATES or row.classroom_closed_at is not None:
+            raise ClassroomClosed(state=row.state)
+        if now >= window.closes_at:
+            raise ClassroomClosed("The classroom closed after the session's end.")
+        if now < window.opens_at:
+            raise ClassroomNotOpen(opens_at=store.iso(window.opens_at))
+        if row.state == model.State.REQUESTED:
+            if loaded.relation != "tutor":
+                raise NotAccepted()
+            return True
+        return row.state == model.State.ACCEPTED
 
     async def _missed_at_start(
         self, tx: AsyncSession, row: SessionRow, identity: Identity, now: datetime

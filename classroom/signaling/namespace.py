@@ -56,7 +56,13 @@ class ClassroomSessions(Protocol):
     async def enter_classroom(self, identity: Identity, session_id: str) -> dict[str, Any]: ...
 
     async def complete_session(
-        self, identity: Identity, session_id: str, minutes: int, recap: str
+        self,
+        identity: Identity,
+        session_id: str,
+        minutes: int,
+        recap: str,
+        *,
+        summary: bool = False,
     ) -> dict[str, Any]: ...
 
     async def can_complete(self, identity: Identity, session_id: str) -> bool: ...
@@ -280,7 +286,7 @@ class ClassroomNamespace(
             if session_id is None:
                 raise NotInClassroom()
             view = await self._sessions.complete_session(
-                identity, session_id, payload.minutes, payload.recap
+                identity, session_id, payload.minutes, payload.recap, summary=True
             )
             if self._joined.get(sid) == session_id:
                 await self._leave(sid, identity, session_id)

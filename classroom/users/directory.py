@@ -25,11 +25,29 @@ class UserDirectory:
         if self._seen.get(identity.user_id) == identity:
             self._seen.move_to_end(identity.user_id)
             return
-        async with self._db.transaction() as tx:
-            await upsert_user(tx, identity)
+        if not await self._stored_as(identity):  # a read first: a reconnect storm writes nothing
+            async with self._db.transaction() as tx:
+                await upsert_user(tx, identity)
         self._seen[identity.user_id] = identity
         if len(self._seen) > self._cache_size:
             self._seen.popitem(last=False)
+
+    async def _stored_as(self, identity: Identity) -> bool:
+        """Whether the users table (and a parent's links) already says what the claims say."""
+        async with self._db.reader() as tx:
+            row = await tx.get(User, identity.user_id)
+            if row is None or (row.role, row.name, row.email) != (
+                identity.role,
+                identity.name,
+                identity.email,
+            ):
+                return False
+            if identity.role != "parent":
+                return True
+            links = await tx.execute(
+                select(ParentLink.student_id).where(ParentLink.parent_id == identity.user_id)
+            )
+            return set(links.scalars()) == set(identity.children)
 
     async def get(self, user_id: str) -> User | None:
         async with self._db.reader() as tx:

@@ -122,7 +122,9 @@ async def test_first_entry_starts_the_session(world: World, people: People) -> N
     assert again["state"] == "in_progress"
     assert again["tutor"]["id"] == "tutor-1"
     assert "notes" in again and "notes" not in view
-    transitions = [(h["from"], h["to"]) for h in again["history"]]
+    assert again["students"][0]["id"] == "student-1" and "attendance" not in again  # the summary
+    details = await world.service.get_session(people.tutor, session_id)
+    transitions = [(h["from"], h["to"]) for h in details["history"]]
     assert transitions.count(("accepted", "in_progress")) == 1
     assert world.events.kinds().count("session.started") == 1
 
