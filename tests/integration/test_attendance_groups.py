@@ -1,0 +1,116 @@
+"""The attendance log commits the changes that wait at the same time in one transaction; each
+caller returns after its own change is committed, and a change that fails fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from classroom.auth import Identity
+from classroom.db.engine import Database
+from classroom.db.tables import Attendance
+from classroom.rooms.attendance import AttendanceLog
+from classroom.rooms.model import Change, Member
+from classroom.sessions.ports import PresenceSnapshot
+from tests.support import seed_session
+
+AT = datetime(2030, 3, 4, 17, 0, tzinfo=UTC)
+
+
+class CountingDatabase:
+    """The real database, counting its write transactions."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.transactions = 0
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        self.transactions += 1
+        async with self.db.transaction() as tx:
+            yield tx
+
+
+class FailingFor:
+    """Attendance events that fail for one session (the webhook outbox, say)."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+
+    async def participant_joined(
+        self, tx: AsyncSession, session_id: str, user_id: str, role: str, at: datetime | None = None
+    ) -> bool:
+        if session_id == self.session_id:
+            raise RuntimeError("outbox unavailable")
+        return False
+
+    async def participant_left(
+        self,
+        tx: AsyncSession,
+        session_id: str,
+        user_id: str,
+        role: str,
+        reason: str,
+        at: datetime | None = None,
+    ) -> bool:
+        return False
+
+
+def joined(session_id: str, user_id: str) -> Change:
+    return Change(
+        PresenceSnapshot(session_id, 1, ()), changed=True, joined=(Member(user_id, "X", "student"),)
+    )
+
+
+async def sessions(db: Database, count: int) -> list[str]:
+    tutor = Identity("tutor-g", "tutor", "Tutor", "t@example.test")
+    student = Identity("student-g", "student", "Student", "s@example.test")
+    return [await seed_session(db, tutor, [student]) for _ in range(count)]
+
+
+async def stays(db: Database) -> dict[str, int]:
+    async with db.reader() as tx:
+        rows = (await tx.execute(select(Attendance.session_id))).scalars()
+        found: dict[str, int] = {}
+        for session_id in rows:
+            found[session_id] = found.get(session_id, 0) + 1
+        return found
+
+
+async def test_changes_waiting_together_share_a_transaction(db: Database) -> None:
+    ids = await sessions(db, 30)
+    counting = CountingDatabase(db)
+    log = AttendanceLog(counting)  # type: ignore[arg-type]
+    await asyncio.wait_for(
+        asyncio.gather(*(log.record(i, joined(i, "student-g"), AT) for i in ids)), 30
+    )
+    assert await stays(db) == {i: 1 for i in ids}  # every caller's change is committed
+    assert counting.transactions < len(ids)
+
+
+async def test_a_change_that_fails_fails_alone(db: Database) -> None:
+    ids = await sessions(db, 5)
+    log = AttendanceLog(db, FailingFor(ids[2]))
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(log.record(i, joined(i, "student-g"), AT) for i in ids), return_exceptions=True
+        ),
+        30,
+    )
+    assert isinstance(results[2], RuntimeError)
+    assert [r for k, r in enumerate(results) if k != 2] == [None] * 4
+    assert await stays(db) == {i: 1 for k, i in enumerate(ids) if k != 2}
+    # and the log goes on recording afterwards
+    await log.record(ids[0], joined(ids[0], "student-h"), AT)
+    assert (await stays(db))[ids[0]] == 2
+
+
+async def test_a_lone_change_is_committed_before_record_returns(db: Database) -> None:
+    (session_id,) = await sessions(db, 1)
+    await AttendanceLog(db).record(session_id, joined(session_id, "student-g"), AT)
+    assert await stays(db) == {session_id: 1}
