@@ -89,6 +89,7 @@ async def test_prompt_at_five_end_at_ten_and_everyone_is_told(
         "can_send_prompt": False,
         "can_end": False,
         "can_report_tutor_no_show": False,
+        "fee_percent": 0,  # nobody is billed for a no-show by default
     }
     early = await lesson.http.post(f"{base}/no-show/prompt", people.tutor, {}, status=409)
     assert early["error"]["code"] == "too_early"
