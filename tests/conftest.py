@@ -20,6 +20,7 @@ from classroom.config import Settings
 from classroom.db.engine import Database
 from classroom.db.migrate import upgrade
 from classroom.db.tables import Base
+from tests.support import Client, Connect
 
 JWT_SECRET = "test-secret-" + "x" * 32
 PG_ADMIN_DSN = os.environ.get(
@@ -144,3 +145,24 @@ async def make_client(
 @pytest.fixture
 async def client(make_client: AppFactory) -> TestClient[Any, Any]:
     return await make_client()
+
+
+@pytest.fixture
+async def server(make_client: AppFactory) -> TestClient[Any, Any]:
+    """The server the ``connect`` fixture's clients use; modules override it with settings."""
+    return await make_client()
+
+
+@pytest.fixture
+async def connect(server: TestClient[Any, Any], people: People) -> AsyncIterator[Connect]:
+    """Real Socket.IO clients on ``server``'s ``/classroom``, all closed after the test."""
+    clients: list[Client] = []
+    url = str(server.make_url("/"))
+
+    async def factory(who: Identity) -> Client:
+        client = Client(who.user_id)
+        clients.append(client)
+        return await client.connect(url, people.token(who))
+
+    yield factory
+    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)

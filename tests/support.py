@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -138,3 +138,7 @@ class Client:
 
 def statuses(snapshot: dict[str, Any]) -> dict[str, str]:
     return {p["user_id"]: p["status"] for p in snapshot["participants"]}
+
+
+Connect = Callable[[Identity], Awaitable["Client"]]
+"""``connect(who)``: a connected ``Client`` for ``who`` (the ``connect`` fixture)."""

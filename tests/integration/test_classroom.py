@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -11,33 +10,16 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from classroom.auth import Identity
 from classroom.db.engine import Database
 from classroom.db.tables import Attendance, Invoice, LedgerEntry, Session, utcnow
 from tests.conftest import People
-from tests.support import RECAP, Client, seed_session, statuses
-
-Connect = Callable[[Identity], Awaitable[Client]]
+from tests.support import RECAP, Client, Connect, seed_session, statuses
 
 
 @pytest.fixture
 async def server(make_client: Any) -> TestClient[Any, Any]:
     client: TestClient[Any, Any] = await make_client(reconnect_grace=1.0)
     return client
-
-
-@pytest.fixture
-async def connect(server: TestClient[Any, Any], people: People) -> AsyncIterator[Connect]:
-    clients: list[Client] = []
-    url = str(server.make_url("/"))
-
-    async def factory(who: Identity) -> Client:
-        client = Client(who.user_id)
-        clients.append(client)
-        return await client.connect(url, people.token(who))
-
-    yield factory
-    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
 
 async def test_log_time_refused_while_student_present_then_completes(

@@ -3,8 +3,6 @@ a connected recipient on any page, by email to an offline one, in order, never t
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +13,7 @@ from classroom.auth import Identity
 from classroom.db.engine import Database
 from tests.conftest import People
 from tests.integration.absence_support import Http, bodies, mails, outbox, wait_until
-from tests.support import Client, seed_session
-
-Connect = Callable[[Identity], Awaitable[Client]]
+from tests.support import Connect, seed_session
 
 
 @pytest.fixture
@@ -29,20 +25,6 @@ async def server(make_client: Any) -> TestClient[Any, Any]:
 @pytest.fixture
 def http(server: TestClient[Any, Any], people: People) -> Http:
     return Http(server, people)
-
-
-@pytest.fixture
-async def connect(server: TestClient[Any, Any], people: People) -> AsyncIterator[Connect]:
-    clients: list[Client] = []
-    url = str(server.make_url("/"))
-
-    async def factory(who: Identity) -> Client:
-        client = Client(who.user_id)
-        clients.append(client)
-        return await client.connect(url, people.token(who))
-
-    yield factory
-    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
 
 async def open_conversation(http: Http, who: Identity, with_id: str) -> dict[str, Any]:

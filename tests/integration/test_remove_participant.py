@@ -4,22 +4,17 @@ no longer blocking completion."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from classroom.auth import Identity
 from classroom.db.engine import Database
 from classroom.db.tables import Attendance, Invoice, SessionParticipant
 from tests.conftest import People
 from tests.integration.absence_support import Http, outbox
-from tests.support import RECAP, Client, seed_session
-
-Connect = Callable[[Identity], Awaitable[Client]]
+from tests.support import RECAP, Connect, seed_session
 
 
 @pytest.fixture
@@ -31,20 +26,6 @@ async def server(make_client: Any) -> TestClient[Any, Any]:
 @pytest.fixture
 def http(server: TestClient[Any, Any], people: People) -> Http:
     return Http(server, people)
-
-
-@pytest.fixture
-async def connect(server: TestClient[Any, Any], people: People) -> AsyncIterator[Connect]:
-    clients: list[Client] = []
-    url = str(server.make_url("/"))
-
-    async def factory(who: Identity) -> Client:
-        client = Client(who.user_id)
-        clients.append(client)
-        return await client.connect(url, people.token(who))
-
-    yield factory
-    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
 
 async def test_a_removed_student_is_taken_out_refused_and_not_billed(
