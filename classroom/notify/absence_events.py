@@ -8,61 +8,20 @@ email of a message for someone offline (the messages service's ``OfflineMail``).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
-from typing import Any, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from classroom.db.tables import ParentLink, User
-from classroom.notify.directory import load_session_info
-from classroom.notify.model import InvoiceInfo, Person
+from classroom.notify.directory import load_parents, load_person, load_session_info
+from classroom.notify.model import InvoiceInfo, Person, SessionEventLike
 from classroom.notify.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
 
-class _Event(Protocol):
-    @property
-    def kind(self) -> str: ...
-    @property
-    def session_id(self) -> str: ...
-    @property
-    def actor_id(self) -> str | None: ...
-    @property
-    def at(self) -> datetime: ...
-    @property
-    def data(self) -> dict[str, Any]: ...
-
-
-async def load_people(tx: AsyncSession, user_ids: list[str], role: str) -> list[Person]:
-    """Users as the users table knows them, in the order given (their id as name if unknown)."""
-    rows = await tx.execute(select(User.id, User.name, User.email).where(User.id.in_(user_ids)))
-    found = {row.id: (row.name, row.email) for row in rows}
-    return [Person(u, *found.get(u, (u, None)), role=role) for u in user_ids]
-
-
-async def load_family(tx: AsyncSession, student_id: str) -> tuple[Person, list[Person]]:
-    """A student and their linked parents."""
-    parent_ids = sorted(
-        (
-            await tx.execute(
-                select(ParentLink.parent_id).where(ParentLink.student_id == student_id)
-            )
-        ).scalars()
-    )
-    (student,) = await load_people(tx, [student_id], "student")
-    parents = [
-        Person(p.user_id, p.name, p.email, "parent", (student_id,))
-        for p in await load_people(tx, parent_ids, "parent")
-    ]
-    return student, parents
-
-
 class AbsenceEventHandlers:
     notifier: Notifier
 
-    async def _on_session_no_show(self, tx: AsyncSession, event: _Event) -> None:
+    async def _on_session_no_show(self, tx: AsyncSession, event: SessionEventLike) -> None:
         """data: reason (student_no_show | tutor_no_show), absent [user ids], fees
         [{id, student_id, minutes, amount_cents}]; the actor reported it."""
         info = await load_session_info(tx, event.session_id)
@@ -84,13 +43,17 @@ class AbsenceEventHandlers:
             tx, info, reason=reason, absent=absent, reporter=reporter, fees=fees
         )
 
-    async def _on_session_participant_removed(self, tx: AsyncSession, event: _Event) -> None:
+    async def _on_session_participant_removed(
+        self, tx: AsyncSession, event: SessionEventLike
+    ) -> None:
         """data: student_id, reason. The student and their parents are told; the reminders of
         the people still booked stay, the removed student's go."""
         info = await load_session_info(tx, event.session_id)
         if info is None:
             return
-        student, parents = await load_family(tx, str(event.data["student_id"]))
+        student_id = str(event.data["student_id"])
+        student = await load_person(tx, student_id, "student")
+        parents = list(await load_parents(tx, student_id))
         await self.notifier.cancel_reminders(tx, info.id, "a student was removed")
         await self.notifier.participant_removed(
             tx, info, student=student, parents=parents, reason=event.data.get("reason")
@@ -117,7 +80,8 @@ class MessageEmails:
         recipient_id: str,
         text: str,
     ) -> bool:
-        sender, recipient = await load_people(tx, [sender_id, recipient_id], "")
+        sender = await load_person(tx, sender_id, "")
+        recipient = await load_person(tx, recipient_id, "")
         written = await self.notifier.message_received(
             tx,
             recipient=recipient,

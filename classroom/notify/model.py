@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +83,18 @@ class InvoiceInfo:
         sign = "-" if self.amount_cents < 0 else ""
         whole, cents = divmod(abs(self.amount_cents), 100)
         return f"{sign}{whole}.{cents:02d} {self.currency}"
+
+
+class SessionEventLike(Protocol):
+    """An event of the sessions service (``classroom.sessions.events``), as notify reads it."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def actor_id(self) -> str | None: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def data(self) -> dict[str, Any]: ...

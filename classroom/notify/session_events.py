@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,23 +34,10 @@ from classroom.notify.directory import (
     load_review,
     load_session_info,
 )
-from classroom.notify.model import InvoiceInfo, SessionInfo
+from classroom.notify.model import InvoiceInfo, SessionEventLike, SessionInfo
 from classroom.notify.notifier import Notifier
 
 log = logging.getLogger(__name__)
-
-
-class SessionEventLike(Protocol):
-    @property
-    def kind(self) -> str: ...
-    @property
-    def session_id(self) -> str: ...
-    @property
-    def actor_id(self) -> str | None: ...
-    @property
-    def at(self) -> datetime: ...
-    @property
-    def data(self) -> dict[str, Any]: ...
 
 
 def _when(value: object) -> datetime:
