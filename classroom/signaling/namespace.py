@@ -121,6 +121,7 @@ class ClassroomNamespace(
         self.identities: dict[str, Identity] = {}
         self._joined: dict[str, str] = {}  # sid -> session id of the classroom it is in
         self._watching: dict[str, set[str]] = {}  # sid -> session ids it watches
+        self._watchers: dict[str, set[str]] = {}  # session id -> sids watching it
         self._tutors: dict[str, str] = {}  # session id -> tutor id, learned on join/watch
         self._caps: dict[str, asyncio.Task[None]] = {}  # session id -> hard-cap timer
         self._pushes: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -206,7 +207,8 @@ class ClassroomNamespace(
         if identity is None:
             return
         self._metrics.connected_clients.dec()
-        self._watching.pop(sid, None)
+        for watched in self._watching.pop(sid, set()):
+            self._stop_watching(sid, watched)
         session_id = self._joined.pop(sid, None)
         if session_id is None:
             return
@@ -308,6 +310,7 @@ class ClassroomNamespace(
             self._remember_session(payload.session_id, view)
             await self.enter_room(sid, watch_room(payload.session_id))
             self._watching.setdefault(sid, set()).add(payload.session_id)
+            self._watchers.setdefault(payload.session_id, set()).add(sid)
             snapshot = await self._rooms.snapshot(payload.session_id)
             return ok(
                 session=view,
@@ -323,9 +326,17 @@ class ClassroomNamespace(
             payload = parse(WatchPayload, data)
             await self.leave_room(sid, watch_room(payload.session_id))
             self._watching.get(sid, set()).discard(payload.session_id)
+            self._stop_watching(sid, payload.session_id)
             return ok()
 
         return await self._run("unwatch", sid, work)
+
+    def _stop_watching(self, sid: str, session_id: str) -> None:
+        sids = self._watchers.get(session_id)
+        if sids is not None:
+            sids.discard(sid)
+            if not sids:
+                del self._watchers[session_id]
 
     # -- room listener: announce after the change is recorded ----------------------------------
     async def presence_changed(self, change: Change) -> None:
@@ -349,14 +360,19 @@ class ClassroomNamespace(
         if lock is None:
             lock = self._pushes[session_id] = asyncio.Lock()
         async with lock:  # one at a time, so the last value pushed is the last one read
-            for sid, watched in list(self._watching.items()):
-                identity = self.identities.get(sid)
-                if identity is None or identity.user_id != tutor_id or session_id not in watched:
-                    continue
-                try:
-                    value = await self._sessions.can_complete(identity, session_id)
-                except ClassroomError:
-                    value = False
+            pages = [
+                (sid, identity)
+                for sid in list(self._watchers.get(session_id, ()))
+                if (identity := self.identities.get(sid)) is not None
+                and identity.user_id == tutor_id
+            ]
+            if not pages:
+                return
+            try:  # the same answer for every page of the tutor: read it once
+                value = await self._sessions.can_complete(pages[0][1], session_id)
+            except ClassroomError:
+                value = False
+            for sid, _ in pages:
                 await self.emit(
                     "can_complete",
                     {"session_id": session_id, "can_complete": value},
