@@ -41,6 +41,8 @@ from classroom.media.slots import Slots
 
 log = logging.getLogger(__name__)
 
+CLOSE_WAIT_SECONDS = 10.0  # the longest a close waits for a negotiation under way
+
 PUBLISHING_DIRECTIONS = ("sendonly", "sendrecv")  # as the client writes them in its offer
 
 
@@ -344,10 +346,22 @@ class Peer:
         if self.closed:
             return
         self.closed = True
+        # Let a negotiation under way (client or server offer) finish first: closing a connection,
+        # or cancelling it, while aioice is still binding its candidate sockets leaves those
+        # sockets open (they join aioice's list after close() has emptied it). No new round
+        # starts once ``closed`` is set, and host candidates gather in milliseconds.
         task = self._negotiation_task
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        try:
+            async with asyncio.timeout(CLOSE_WAIT_SECONDS):
+                async with self._lock:
+                    pass
+                if task is not None:
+                    await asyncio.gather(task, return_exceptions=True)
+        except TimeoutError:
+            log.warning("media: closing during a stuck negotiation session=%s user=%s", *self._ids)
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         self._drop_media(notify=False)
         await self.pc.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -240,3 +241,28 @@ async def test_malformed_candidate_resets_only_that_participant(classroom: Class
     assert gateway.stats(SESSION)["student"]["resets"] == 1
     assert gateway.stats(SESSION)["tutor"]["resets"] == 0
     assert gateway.stats(SESSION)["tutor"]["status"] == "connected"
+
+
+async def test_leaving_while_the_offer_is_answered_leaves_no_socket_open() -> None:
+    """Closing while the server gathers its candidates must not leave aioice's sockets behind
+    (they would be closed by the garbage collector later, with a ResourceWarning)."""
+    gateway = AiortcMediaGateway(media_settings())
+    client = MediaClient("student")
+    try:
+        for round_ in range(40):  # close after 0, 1, 2, ... steps of the answer: one is mid-gather
+            session = f"{SESSION}-race-{round_}"
+            await gateway.open_participant(session, "student", "Student", client.send)
+            await client.pc.setLocalDescription(await client.pc.createOffer())
+            offer = gateway.handle_offer(session, "student", client.pc.localDescription.sdp)
+            answering = asyncio.ensure_future(offer)
+            for _ in range(round_):
+                await asyncio.sleep(0)  # let the answer run one more step before the leave
+            await gateway.close_participant(session, "student")
+            await asyncio.gather(answering, return_exceptions=True)
+            assert gateway.connection_count() == 0
+            await client.close()
+            client = MediaClient("student")
+        gc.collect()  # a leaked socket would warn here, and warnings are errors
+    finally:
+        await client.close()
+        await gateway.close()
