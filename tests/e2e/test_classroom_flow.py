@@ -21,6 +21,7 @@ RECAP_150 = (
 assert len(RECAP_150) == 150
 
 MEDIA_TIMEOUT_MS = 25_000
+ENTER_TIMEOUT_MS = 20_000
 # wait_for_function polls a synchronous predicate: each poll starts a getStats() read and looks
 # at the result of the previous one.
 DECODED_VIDEO = """(userId) => {
@@ -52,12 +53,15 @@ async def open_both(server: Server, browser: Browser, session_id: str) -> tuple[
 
 async def enter_classroom(browser: Browser, tutor: Any, student: Any) -> None:
     await student.get_by_role("button", name="Join online classroom").click()
-    await expect(student.get_by_role("button", name="Leave call")).to_be_visible()
+    # Camera start-up and the join take a few seconds on a loaded 2-core machine.
+    await expect(student.get_by_role("button", name="Leave call")).to_be_visible(
+        timeout=ENTER_TIMEOUT_MS
+    )
     await expect(tutor.locator(".presence-item[data-user-id='student-e2e']")).to_be_visible()
     await browser.screenshot(tutor, "tutor-details-student-waiting")
 
     await tutor.get_by_role("button", name="Start session").click()
-    await expect(tutor.get_by_role("button", name="Leave")).to_be_visible()
+    await expect(tutor.get_by_role("button", name="Leave")).to_be_visible(timeout=ENTER_TIMEOUT_MS)
     await expect(student.locator(".tile[data-user-id='tutor-e2e'] .tile-name")).to_have_text(
         "Tina Tutor"
     )
