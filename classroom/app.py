@@ -85,7 +85,7 @@ def create_app(settings: Settings) -> web.Application:
     presence = shared.presence
     rooms = RoomService(
         presence,
-        AttendanceLog(db, notifier),
+        AttendanceLog(db, notifier, groups=db.groups),
         metrics,
         settings.reconnect_grace,
         cluster=shared.fanout,

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from classroom.db.groups import GroupCommit
+
 
 def create_engine(url: str, *, for_writes: bool = True) -> AsyncEngine:
     if url.startswith("sqlite"):
@@ -56,6 +58,8 @@ class Database:
         self._read_engine: AsyncEngine | None = None
         self._read_sessionmaker = self.sessionmaker
         self._write_lock: asyncio.Lock | None = None
+        # Small writes that arrive together (joins, attendance) share a transaction.
+        self.groups = GroupCommit(self)
         if self.engine.dialect.name == "sqlite":
             self._read_engine = create_engine(url, for_writes=False)
             self._read_sessionmaker = async_sessionmaker(self._read_engine, expire_on_commit=False)
@@ -85,6 +89,7 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        await self.groups.close()
         await self.engine.dispose()
         if self._read_engine is not None:
             await self._read_engine.dispose()

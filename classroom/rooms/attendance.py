@@ -1,17 +1,16 @@
 """The attendance record: every join and leave of a classroom, with the reason for each leave.
 
-Records are committed in groups: a change waits for the transaction that holds it, and the changes
-that arrive while one transaction runs (other classrooms, at the start of the hour) go together in
-the next. Each caller still returns only after its own change is committed (presence is announced
+Records are committed in groups (``classroom.db.groups.GroupCommit``, shared in the application
+with the sessions' starts): a change waits for the transaction that holds it, and the changes that
+arrive while one transaction runs (other classrooms, at the start of the hour) go together in the
+next. Each caller still returns only after its own change is committed (presence is announced
 after that); a group that fails is retried one change per transaction, so one bad change fails
 alone.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -19,21 +18,12 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.db.engine import Database
+from classroom.db.groups import GroupCommit, Transactions
 from classroom.db.tables import Attendance
 from classroom.rooms.model import Change
 
 log = logging.getLogger(__name__)
 GROUP_MAX = 200  # changes per transaction
-
-
-@dataclass(slots=True)
-class _Pending:
-    session_id: str
-    change: Change
-    at: datetime
-    done: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
 
 
 class AttendanceEvents(Protocol):
@@ -55,51 +45,27 @@ class AttendanceEvents(Protocol):
 
 
 class AttendanceLog:
-    def __init__(self, db: Database, events: AttendanceEvents | None = None) -> None:
+    def __init__(
+        self,
+        db: Database | Transactions,
+        events: AttendanceEvents | None = None,
+        *,
+        groups: GroupCommit | None = None,
+    ) -> None:
         self._db = db
         self._events = events
-        self._queue: list[_Pending] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._groups = groups or GroupCommit(db, GROUP_MAX, name="attendance")
 
     async def record(self, session_id: str, change: Change, at: datetime) -> None:
         """Store the joins and leaves of one presence change; returns once they are committed
         (in a transaction shared with the changes of other classrooms waiting at the same time)."""
         if not change.joined and not change.left:
             return
-        pending = _Pending(session_id, change, at)
-        self._queue.append(pending)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_groups(), name="attendance")
-        await asyncio.shield(pending.done)
 
-    async def _write_groups(self) -> None:
-        group: list[_Pending] = []
-        try:
-            while self._queue:
-                group, self._queue = self._queue[:GROUP_MAX], self._queue[GROUP_MAX:]
-                try:
-                    await self._commit(group)
-                except Exception as exc:
-                    if len(group) == 1:
-                        _fail(group[0], exc)
-                        continue
-                    log.warning("attendance: a group of %d failed; one by one", len(group))
-                    for pending in group:
-                        try:
-                            await self._commit([pending])
-                        except Exception as one:
-                            _fail(pending, one)
-        finally:  # cancelled (shutdown): nobody waits forever
-            for pending in group + self._queue:
-                _fail(pending, RuntimeError("attendance writer stopped"))
+        async def work(tx: AsyncSession) -> None:
+            await self._write(tx, session_id, change, at)
 
-    async def _commit(self, group: list[_Pending]) -> None:
-        async with self._db.transaction() as tx:
-            for pending in group:
-                await self._write(tx, pending.session_id, pending.change, pending.at)
-        for pending in group:
-            if not pending.done.done():
-                pending.done.set_result(None)
+        await self._groups.run(work)
 
     async def _write(self, tx: AsyncSession, session_id: str, change: Change, at: datetime) -> None:
         for member, reason in change.left:
@@ -143,8 +109,3 @@ class AttendanceLog:
                 .where(Attendance.session_id == session_id, Attendance.left_at.is_(None))
                 .values(left_at=at, leave_reason=reason)
             )
-
-
-def _fail(pending: _Pending, exc: BaseException) -> None:
-    if not pending.done.done():
-        pending.done.set_exception(exc)

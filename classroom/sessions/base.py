@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.auth import Identity
 from classroom.config import Settings
+from classroom.db.batch import BatchLoader
 from classroom.db.engine import Database
 from classroom.errors import ClassroomError, InvalidState, NotAccepted, NotFound
 from classroom.messages import store as message_store
 from classroom.messages.views import message_view
-from classroom.sessions import model, no_show, store, views
+from classroom.sessions import entry, model, no_show, store, views
 from classroom.sessions.events import NoEvents, SessionEvent, SessionEvents
 from classroom.sessions.ports import ClassroomGate, Messenger, PresenceSnapshot
 
@@ -47,6 +48,10 @@ class ServiceBase:
         self.events: SessionEvents = events or NoEvents()
         self.messenger = messenger  # Messages: the no-show prompt
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # Joins read their sessions together (classroom.sessions.entry).
+        self._entries: BatchLoader[str, entry.Entry] = BatchLoader(
+            lambda ids: entry.load_entries(db, ids), name="session-entries"
+        )
 
     def _now(self) -> datetime:
         now = self.clock()

@@ -15,19 +15,22 @@ from classroom.db.tables import Session as SessionRow
 from classroom.db.tables import SessionParticipant
 from classroom.errors import (
     ClassroomClosed,
+    ClassroomError,
     ClassroomNotOpen,
     Forbidden,
     InvalidPayload,
     InvalidState,
     NotAccepted,
     NotAParticipant,
+    NotFound,
     Removed,
 )
-from classroom.sessions import model, store
+from classroom.sessions import entry, model, store
 from classroom.sessions.base import ServiceBase
 from classroom.sessions.events import SessionEvent
 
 log = logging.getLogger("classroom.sessions")
+Started = ClassroomError | bool  # an entry's write: refused, done, or moved by someone else
 SWEEP_BATCH = 500
 
 
@@ -216,39 +219,79 @@ class LifecycleUseCases(ServiceBase):
 
         The first entry of an accepted session starts it (``in_progress``). The tutor entering a
         session that is not accepted marks it ``missed`` (reason ``not_accepted``). Only those two
-        changes take a write transaction; every other entry (the second participant, a rejoin) is
-        authorised by one read."""
+        changes write (in a transaction shared with the other joins and attendance records
+        waiting at the same moment: ``Database.groups``); every other entry (the second
+        participant, a rejoin) is authorised by one read, shared with the joins asked for at the
+        same moment (``classroom.sessions.entry``)."""
         now = self._now()
-        async with self._db.reader() as tx:
-            loaded = await self._load(tx, identity, session_id)
+        loaded, found = await self._entry(identity, session_id)
+        for _ in range(3):  # a session moved by someone else between our read and our write
             if not self._may_enter(loaded, now):
-                return await self._summary_view(tx, loaded, now)
-        async with self._db.transaction() as tx:
-            loaded = await self._load(tx, identity, session_id, for_update=True)
-            self._may_enter(loaded, now)  # again, under the lock: someone may have moved it
-            row = loaded.row
-            if row.state == model.State.REQUESTED:  # the tutor (_may_enter refused a student)
-                await self._missed_at_start(tx, row, identity, now)
-                raise_after: NotAccepted | None = NotAccepted(
-                    "The session was started before every participant accepted; "
-                    "it is marked missed.",
-                    state=model.State.MISSED.value,
-                )
-            else:
-                raise_after = None
-                if row.state == model.State.ACCEPTED and await _move(
-                    tx, row.id, row.state, model.State.IN_PROGRESS, identity.user_id, now,
-                    started_at=now,
-                ):  # fmt: skip
-                    await self._emit(
-                        tx, SessionEvent("session.started", row.id, identity.user_id, now)
-                    )
-                    log.info("started session=%s by=%s", row.id, identity.user_id)
-        if raise_after is not None:
-            raise raise_after  # after the commit: the missed mark stays
-        async with self._db.reader() as tx:
-            loaded = await self._load(tx, identity, session_id)
-            return await self._summary_view(tx, loaded, now)
+                return self._entry_view(loaded, found, now)
+
+            async def start(tx: AsyncSession, state: str = loaded.row.state) -> Started:
+                try:
+                    return await self._start(tx, identity, session_id, state, now)
+                except ClassroomError as refused:  # this join's answer, not a failure
+                    return refused
+
+            outcome = await self._db.groups.run(start)
+            if isinstance(outcome, ClassroomError):
+                raise outcome  # after the commit: a missed mark stays
+            loaded, found = await self._entry(identity, session_id)
+        raise InvalidState("The session keeps changing; please try again.")
+
+    async def _entry(
+        self, identity: Identity, session_id: str
+    ) -> tuple[store.Loaded, entry.Entry | None]:
+        """The session as ``identity`` sees it for a join (``not_found`` if they may not)."""
+        if identity.role == "parent":  # a parent's relation needs their links: the usual read
+            async with self._db.reader() as tx:
+                return await self._load(tx, identity, session_id), None
+        found = await self._entries.get(session_id) if entry.valid_id(session_id) else None
+        loaded = found.loaded(identity) if found is not None else None
+        if loaded is None:
+            raise NotFound("No such session.")
+        return loaded, found
+
+    def _entry_view(
+        self, loaded: store.Loaded, found: entry.Entry | None, now: datetime
+    ) -> dict[str, Any]:
+        assert found is not None  # a parent never gets this far: _may_enter refuses them
+        row = loaded.row
+        deadline = model.logging_deadline(
+            model.ends_at(row.starts_at, row.duration_minutes),
+            max(filter(None, (found.last_leave, row.last_leave_at)), default=None),
+            self._settings.logging_window_hours,
+        )
+        return self._summary(loaded, found.names, now, deadline)
+
+    async def _start(
+        self, tx: AsyncSession, identity: Identity, session_id: str, state: str, now: datetime
+    ) -> Started:
+        """The entry's write. An accepted session starts: a conditional update (False when
+        someone moved it first: read it again). A requested one, entered by its tutor, is marked
+        missed under its row lock and the entry refused (returned, raised after the commit)."""
+        if state == model.State.ACCEPTED:
+            if not await _move(
+                tx, session_id, state, model.State.IN_PROGRESS, identity.user_id, now,
+                started_at=now,
+            ):  # fmt: skip
+                return False
+            await self._emit(tx, SessionEvent("session.started", session_id, identity.user_id, now))
+            log.info("started session=%s by=%s", session_id, identity.user_id)
+            return True
+        loaded = await self._load(tx, identity, session_id, for_update=True)
+        if not self._may_enter(loaded, now):  # again, under the lock
+            return False
+        row = loaded.row
+        if row.state != model.State.REQUESTED:
+            return False
+        await self._missed_at_start(tx, row, identity, now)  # the tutor: _may_enter refused others
+        return NotAccepted(
+            "The session was started before every participant accepted; it is marked missed.",
+            state=model.State.MISSED.value,
+        )
 
     def _may_enter(self, loaded: store.Loaded, now: datetime) -> bool:
         """Raise the refusal of an entry now, if any; True when the entry changes the session

@@ -1,0 +1,109 @@
+"""Group commit: units of work that arrive at about the same time share one write transaction.
+
+At the start of the hour hundreds of classrooms open at once; each join writes a little (the
+attendance record, the session's start). One transaction per write would queue them all behind
+the database's writer (SQLite has one) and pay a commit each. ``GroupCommit.run(work)`` instead
+puts ``work`` in the next transaction: the works submitted while one transaction runs go together
+in the next (up to ``max_group``), in the order they were submitted. Each caller still returns only
+after its own work is committed, with its own result.
+
+A work must only use the transaction it is given (it may run twice: when a group fails, every
+work of it is retried alone, in a transaction of its own, so one failing work fails alone and the
+others still commit). A work that expects to refuse something should return the refusal rather
+than raise it, or it costs its group a retry. A caller that is cancelled while waiting does not
+take its work back: it commits with its group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+log = logging.getLogger(__name__)
+
+type Work[T] = Callable[[AsyncSession], Awaitable[T]]
+
+
+class Transactions(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]: ...
+
+
+@dataclass(slots=True)
+class _Pending:
+    work: Work[Any]
+    done: asyncio.Future[Any] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    result: Any = None
+
+
+class GroupCommit:
+    def __init__(self, db: Transactions, max_group: int = 200, name: str = "group-commit") -> None:
+        self._db = db
+        self._max_group = max_group
+        self._name = name
+        self._queue: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.transactions = 0  # committed or not; for tests and metrics
+
+    async def run[T](self, work: Work[T]) -> T:
+        """Run ``work(tx)`` in the next group's transaction; its result once that commits."""
+        pending = _Pending(work)
+        self._queue.append(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_groups(), name=self._name)
+        result: T = await asyncio.shield(pending.done)
+        return result
+
+    async def _write_groups(self) -> None:
+        group: list[_Pending] = []
+        try:
+            while self._queue:
+                group = self._queue[: self._max_group]
+                del self._queue[: self._max_group]
+                try:
+                    await self._commit(group)
+                except Exception as exc:
+                    if len(group) == 1:
+                        _fail(group[0], exc)
+                        continue
+                    log.warning("%s: a group of %d failed; one by one", self._name, len(group))
+                    for pending in group:
+                        try:
+                            await self._commit([pending])
+                        except Exception as one:
+                            _fail(pending, one)
+                group = []
+        finally:  # cancelled (shutdown): nobody waits forever
+            for pending in group + self._queue:
+                _fail(pending, RuntimeError(f"{self._name} stopped"))
+            self._queue.clear()
+
+    async def _commit(self, group: list[_Pending]) -> None:
+        self.transactions += 1
+        async with self._db.transaction() as tx:
+            for pending in group:
+                pending.result = await pending.work(tx)
+        for pending in group:
+            if not pending.done.done():
+                pending.done.set_result(pending.result)
+
+    async def close(self) -> None:
+        """Stop the writer (what waits fails with ``RuntimeError``)."""
+        writer, self._writer = self._writer, None
+        if writer is not None and not writer.done():
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+
+
+def _fail(pending: _Pending, exc: BaseException) -> None:
+    if not pending.done.done():
+        pending.done.set_exception(exc)
+        # A caller that was cancelled never reads it: don't let asyncio log it as lost.
+        pending.done.exception()
