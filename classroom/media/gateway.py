@@ -164,7 +164,7 @@ class AiortcMediaGateway:
             counters = peer.counters()
             result[user_id] = {
                 "status": peer.status,
-                "connection": peer.pc.connectionState,
+                "connection": peer.connection_state,
                 "publishing": sorted(p.kind for p in peer.live_publications()),
                 "receiving": peer.slots.receiving(),
                 "packets_received": counters.get("packets_received", 0),
@@ -186,12 +186,12 @@ class AiortcMediaGateway:
         )
 
     def connection_count(self) -> int:
-        """Open peer connections (for tests and metrics)."""
+        """Open peer connections (for tests and metrics): negotiated at least once, not closed."""
         return sum(
             1
             for room in self._rooms.values()
             for peer in room.values()
-            if peer.pc.connectionState != "closed"
+            if peer.connection_state not in ("new", "closed")
         )
 
     def _log_stats(self, peer: Peer, what: str) -> None:

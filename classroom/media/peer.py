@@ -78,10 +78,24 @@ class Peer:
         self._negotiation_needed = False
         self._negotiation_task: asyncio.Task[None] | None = None
         self._connected_at: float | None = None
-        self.pc = self._new_pc()
+        self._pc: RTCPeerConnection | None = None
 
     def __repr__(self) -> str:
         return f"Peer(session={self.session_id}, user={self.user_id})"
+
+    @property
+    def pc(self) -> RTCPeerConnection:
+        """The peer connection, made when the client first negotiates: a participant who never
+        sends an offer (presence only, or before the camera starts) costs no certificate, DTLS
+        or ICE state."""
+        if self._pc is None:
+            self._pc = self._new_pc()
+        return self._pc
+
+    @property
+    def connection_state(self) -> str:
+        """The peer connection's state; ``new`` before the client first negotiates."""
+        return self._pc.connectionState if self._pc is not None else "new"
 
     # -- client-driven negotiation ------------------------------------------------------------
 
@@ -300,7 +314,7 @@ class Peer:
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
-            if pc is not self.pc or self.closed:
+            if pc is not self._pc or self.closed:
                 return
             if pc.connectionState == "connected" and self._connected_at is None:
                 self._connected_at = time.monotonic()
@@ -320,7 +334,7 @@ class Peer:
         self._remote_identity = None
         self._negotiation_needed = False
         self._drop_media(notify=True)
-        self.pc = self._new_pc()
+        self._pc = self._new_pc()
         await old.close()
         self._on_state(self)
 
@@ -363,10 +377,11 @@ class Peer:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._drop_media(notify=False)
-        await self.pc.close()
+        if self._pc is not None:
+            await self._pc.close()
 
     def compute_status(self, now: float, grace: float) -> MediaStatus:
-        state = self.pc.connectionState
+        state = self.connection_state
         if state in ("failed", "closed"):
             return "failed"
         if state != "connected" or self._connected_at is None:
