@@ -48,9 +48,13 @@ class ServiceBase:
         self.events: SessionEvents = events or NoEvents()
         self.messenger = messenger  # Messages: the no-show prompt
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        # Joins read their sessions together (classroom.sessions.entry).
+        # Joins read their sessions, and start them, together (classroom.sessions.entry).
         self._entries: BatchLoader[str, entry.Entry] = BatchLoader(
             lambda ids: entry.load_entries(db, ids), name="session-entries"
+        )
+        self._starts: BatchLoader[tuple[str, str], bool] = BatchLoader(
+            lambda starts: entry.start_sessions(db, self.events, starts, self._now()),
+            name="session-starts",
         )
 
     def _now(self) -> datetime:

@@ -1,24 +1,32 @@
-"""What a join of the online classroom reads, read for many joins at once.
+"""What a join of the online classroom reads and writes, for many joins at once.
 
 At the start of the hour every tutor and student of hundreds of lessons presses *Join* within
 seconds. Each join needs the session, its students, their names and the classroom's last leave;
 ``load_entries`` reads those for every session asked for at the same time with four statements
 (``classroom.db.batch.BatchLoader`` groups the callers), instead of four statements per join.
+The first entry of each accepted session starts it: ``start_sessions`` starts every session
+whose first entry waits at the same time with one conditional update, in the transaction the
+attendance records of the moment share (``Database.groups``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.auth import Identity
 from classroom.db.engine import Database
 from classroom.db.tables import Session as SessionRow
 from classroom.db.tables import SessionParticipant
-from classroom.sessions import store
+from classroom.sessions import model, store
+from classroom.sessions.events import SessionEvent, SessionEvents
+
+log = logging.getLogger("classroom.sessions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +72,40 @@ async def load_entries(db: Database, session_ids: Sequence[str]) -> dict[str, En
         known = {u: names[u] for u in ids_here if u is not None and u in names}
         entries[row.id] = Entry(row, mine, known, leaves.get(row.id))
     return entries
+
+
+async def start_sessions(
+    db: Database, events: SessionEvents, starts: Sequence[tuple[str, str]], now: datetime
+) -> dict[tuple[str, str], bool]:
+    """Start the accepted sessions among ``starts`` ((session id, who entered) pairs): one
+    conditional update for all, then each started session's transition (by the first of its
+    entries here) and ``session.started`` event, in one transaction shared with the other small
+    writes of the moment. True for the entries that started their session; False where someone
+    else moved it first (started it, cancelled or moved it): the caller reads it again."""
+    model.check_transition(model.State.ACCEPTED, model.State.IN_PROGRESS)
+    ids = sorted({session_id for session_id, _ in starts})
+
+    async def work(tx: AsyncSession) -> dict[str, str]:
+        result = await tx.execute(
+            update(SessionRow)
+            .where(SessionRow.id.in_(ids), SessionRow.state == model.State.ACCEPTED.value)
+            .values(state=model.State.IN_PROGRESS.value, started_at=now, updated_at=now)
+            .returning(SessionRow.id)
+            .execution_options(synchronize_session=False)
+        )
+        started = set(result.scalars())
+        first: dict[str, str] = {}
+        for session_id, actor_id in starts:
+            if session_id in started and session_id not in first:
+                first[session_id] = actor_id
+        for session_id, actor_id in first.items():
+            store.record_transition(
+                tx, session_id, actor_id, model.State.ACCEPTED, model.State.IN_PROGRESS, now
+            )
+            await events.record(tx, SessionEvent("session.started", session_id, actor_id, now))
+        return first
+
+    first = await db.groups.run(work)
+    for session_id, actor_id in first.items():
+        log.info("started session=%s by=%s", session_id, actor_id)
+    return {(s, a): first.get(s) == a for s, a in starts}

@@ -30,7 +30,6 @@ from classroom.sessions.base import ServiceBase
 from classroom.sessions.events import SessionEvent
 
 log = logging.getLogger("classroom.sessions")
-Started = ClassroomError | bool  # an entry's write: refused, done, or moved by someone else
 SWEEP_BATCH = 500
 
 
@@ -228,16 +227,14 @@ class LifecycleUseCases(ServiceBase):
         for _ in range(3):  # a session moved by someone else between our read and our write
             if not self._may_enter(loaded, now):
                 return self._entry_view(loaded, found, now)
-
-            async def start(tx: AsyncSession, state: str = loaded.row.state) -> Started:
-                try:
-                    return await self._start(tx, identity, session_id, state, now)
-                except ClassroomError as refused:  # this join's answer, not a failure
-                    return refused
-
-            outcome = await self._db.groups.run(start)
-            if isinstance(outcome, ClassroomError):
-                raise outcome  # after the commit: a missed mark stays
+            if loaded.row.state == model.State.ACCEPTED:
+                await self._starts.get((session_id, identity.user_id))
+            else:
+                refused = await self._db.groups.run(
+                    lambda tx: self._missed_at_entry(tx, identity, session_id, now)
+                )
+                if refused is not None:
+                    raise refused  # after the commit: the missed mark stays
             loaded, found = await self._entry(identity, session_id)
         raise InvalidState("The session keeps changing; please try again.")
 
@@ -266,28 +263,19 @@ class LifecycleUseCases(ServiceBase):
         )
         return self._summary(loaded, found.names, now, deadline)
 
-    async def _start(
-        self, tx: AsyncSession, identity: Identity, session_id: str, state: str, now: datetime
-    ) -> Started:
-        """The entry's write. An accepted session starts: a conditional update (False when
-        someone moved it first: read it again). A requested one, entered by its tutor, is marked
-        missed under its row lock and the entry refused (returned, raised after the commit)."""
-        if state == model.State.ACCEPTED:
-            if not await _move(
-                tx, session_id, state, model.State.IN_PROGRESS, identity.user_id, now,
-                started_at=now,
-            ):  # fmt: skip
-                return False
-            await self._emit(tx, SessionEvent("session.started", session_id, identity.user_id, now))
-            log.info("started session=%s by=%s", session_id, identity.user_id)
-            return True
-        loaded = await self._load(tx, identity, session_id, for_update=True)
-        if not self._may_enter(loaded, now):  # again, under the lock
-            return False
-        row = loaded.row
-        if row.state != model.State.REQUESTED:
-            return False
-        await self._missed_at_start(tx, row, identity, now)  # the tutor: _may_enter refused others
+    async def _missed_at_entry(
+        self, tx: AsyncSession, identity: Identity, session_id: str, now: datetime
+    ) -> ClassroomError | None:
+        """The tutor entered a requested session: under its row lock, it is marked missed and
+        the entry refused (the refusal is returned, to be raised after the commit). None when
+        the session moved meanwhile (the caller reads it again)."""
+        try:
+            loaded = await self._load(tx, identity, session_id, for_update=True)
+            if not self._may_enter(loaded, now) or loaded.row.state != model.State.REQUESTED:
+                return None
+        except ClassroomError as refused:  # this join's answer, not a failure of the group
+            return refused
+        await self._missed_at_start(tx, loaded.row, identity, now)
         return NotAccepted(
             "The session was started before every participant accepted; it is marked missed.",
             state=model.State.MISSED.value,

@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.auth import Identity
 from classroom.config import Settings
 from classroom.db.engine import Database
-from classroom.db.tables import Attendance, Invoice, LedgerEntry
+from classroom.db.tables import Attendance, Invoice, LedgerEntry, SessionTransition
+from classroom.db.tables import Session as SessionRow
 from classroom.errors import (
     ClassroomClosed,
     ClassroomError,
@@ -31,6 +32,7 @@ from classroom.sessions.service import NewSession, SessionService, sweeping
 from classroom.users.directory import UserDirectory
 from tests.conftest import People, make_settings
 from tests.integration.sessions_support import RECAP, Clock, FakeGate
+from tests.support import seed_session
 
 START = datetime(2030, 3, 4, 17, 0, tzinfo=UTC)
 
@@ -144,6 +146,71 @@ async def test_concurrent_first_entries_start_it_once(world: World, people: Peop
     history = (await world.service.get_session(people.tutor, session_id))["history"]
     assert [h["to"] for h in history].count("in_progress") == 1
     assert world.events.kinds().count("session.started") == 1
+
+
+async def test_a_storm_of_first_entries_starts_each_session_once_together(
+    world: World, db: Database
+) -> None:
+    """The start of the hour: everyone of many lessons enters at once. Each session starts
+    once (one transition, one event, by one of its entries), the reads and the starts are
+    shared (far fewer reads and transactions than entries), and every entry sees it started."""
+    pairs = [
+        (
+            Identity(f"tutor-s{i}", "tutor", f"Tutor {i}", None),
+            Identity(f"student-s{i}", "student", f"Student {i}", None),
+        )
+        for i in range(20)
+    ]
+    ids = [await seed_session(db, t, [s], starts_at=START) for t, s in pairs]
+    world.clock.set(START)
+    transactions = db.groups.transactions
+    entries = [(who, i) for (t, s), i in zip(pairs, ids, strict=True) for who in (t, s)]
+    views = await asyncio.wait_for(
+        asyncio.gather(*(world.service.enter_classroom(who, i) for who, i in entries)), 30
+    )
+    assert [v["id"] for v in views] == [i for _, i in entries]
+    assert {v["state"] for v in views} == {"in_progress"}
+    started = [e for e in world.events.events if e.kind == "session.started"]
+    assert sorted(e.session_id for e in started) == sorted(ids)
+    pair_of = {i: {t.user_id, s.user_id} for (t, s), i in zip(pairs, ids, strict=True)}
+    assert all(e.actor_id in pair_of[e.session_id] for e in started)
+    async with db.reader() as tx:
+        rows = await tx.execute(
+            select(SessionTransition.session_id).where(
+                SessionTransition.session_id.in_(ids), SessionTransition.to_state == "in_progress"
+            )
+        )
+        assert sorted(rows.scalars()) == sorted(ids)
+    assert db.groups.transactions - transactions < len(ids)
+    assert world.service._entries.reads < len(entries)
+
+
+async def test_an_entry_after_someone_else_moved_the_session_reads_it_again(
+    world: World, people: People, db: Database
+) -> None:
+    """The start is a conditional update: a session cancelled between an entry's read and its
+    write is not started, and the entry is refused as the session now is."""
+    session_id = await world.accepted()
+    world.clock.set(START)
+    cancelled = asyncio.Event()
+    original = world.service._starts._load
+
+    async def cancel_first(starts: Any) -> dict[tuple[str, str], bool]:
+        if not cancelled.is_set():
+            cancelled.set()
+            async with db.transaction() as tx:
+                await tx.execute(
+                    update(SessionRow)
+                    .where(SessionRow.id == session_id)
+                    .values(state="cancelled", classroom_closed_at=START)
+                )
+        return await original(starts)
+
+    world.service._starts._load = cancel_first
+    with pytest.raises(ClassroomClosed):
+        await asyncio.wait_for(world.service.enter_classroom(people.student, session_id), 30)
+    assert await world.state(session_id) == "cancelled"
+    assert "session.started" not in world.events.kinds()
 
 
 async def test_who_may_enter(world: World, people: People) -> None:
