@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import platform
@@ -14,7 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,15 +135,53 @@ async def wait_http(port: int, timeout: float = 30.0) -> None:
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
 
 
+async def wait_ready(base_url: str, timeout: float = 60.0) -> None:
+    """Wait (bounded) until ``GET <base_url>/readyz`` answers 200."""
+    import aiohttp
+
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+        while time.monotonic() < deadline:
+            try:
+                async with http.get(f"{base_url}/readyz") as response:
+                    if response.status == 200:
+                        return
+                    last = f"{response.status} {(await response.text())[:200]}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                last = repr(exc)
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"{base_url}/readyz not 200 after {timeout} s (last: {last})")
+
+
+async def settle(
+    pids: Sequence[int], *, max_s: float = 20.0, quiet_cores: float = 0.2, window: float = 0.5
+) -> dict[str, Any]:
+    """Wait (bounded by ``max_s``) until the processes together use at most ``quiet_cores`` of
+    a core over two consecutive windows: the work queued by the phase before is done."""
+    started = time.monotonic()
+    quiet = 0
+    last = sum(cpu_seconds(pid) for pid in pids)
+    while time.monotonic() - started < max_s:
+        await asyncio.sleep(window)
+        now = sum(cpu_seconds(pid) for pid in pids)
+        quiet = quiet + 1 if (now - last) / window <= quiet_cores else 0
+        last = now
+        if quiet >= 2:
+            return {"waited_s": round(time.monotonic() - started, 2), "quiet": True}
+    return {"waited_s": round(time.monotonic() - started, 2), "quiet": False}
+
+
 async def drive_load(
     config: dict[str, Any],
     path: Path,
-    on_mark: Callable[[str], None],
+    on_mark: Callable[[str], Awaitable[None] | None],
     *,
     timeout: float,
     stderr_to: Path | None = None,
 ) -> dict[str, Any]:
-    """Run bench/peer/load.js with ``config``; call ``on_mark`` at each mark; return its result."""
+    """Run bench/peer/load.js with ``config``; call ``on_mark`` at each mark (awaited if it is a
+    coroutine function, before the load client goes on); return its result."""
     config = {**config, "hard_limit_s": timeout}
     path.write_text(json.dumps(config))
     deadline = time.monotonic() + timeout + 10
@@ -155,9 +194,13 @@ async def drive_load(
                 raise TimeoutError("load client over its time limit")
             line = await load.readline(left)
             if line.startswith("mark-nowait "):
-                on_mark(line.split(" ", 1)[1])
+                pending = on_mark(line.split(" ", 1)[1])
+                if inspect.isawaitable(pending):
+                    await pending
             elif line.startswith("mark "):
-                on_mark(line.split(" ", 1)[1])
+                pending = on_mark(line.split(" ", 1)[1])
+                if inspect.isawaitable(pending):
+                    await pending
                 await load.send("go")
             elif line.startswith("result "):
                 result: dict[str, Any] = json.loads(line.split(" ", 1)[1])

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Run one benchmark (or all): bash bench/run.sh relay|classroom|media|browser|all [options]
+#   bash bench/run.sh classroom                  one process, SQLite
+#   bash bench/run.sh classroom --processes 2    two processes, PostgreSQL + Redis (127.0.0.1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-all}" in relay|classroom|all) [ -d bench/peer/node_modules/socket.io ] || bash bench/setup.sh ;; esac

@@ -5,6 +5,8 @@
 // The Python orchestrator (bench/*.py) writes the config, reads "mark <name>" lines (it samples
 // the server's CPU time and memory there) and answers each with a line on stdin before the next
 // phase starts; the last line is "result <json>". Every loop here is bounded in count and time.
+// The relay's load is here; the classroom's (join storm, presence, completion gate, abrupt
+// disconnect, memory steps) is in classroom.js.
 "use strict";
 
 const fs = require("fs");
@@ -32,11 +34,11 @@ async function mark(name) {
 function summary(values) {
   const sorted = Float64Array.from(values).sort();
   const at = (q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : null);
-  return { count: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) };
+  return { count: sorted.length, min: at(0), p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) };
 }
 
-function connect(namespace, auth) {
-  return io(config.url + namespace, {
+function connect(base, namespace, auth) {
+  return io(base + namespace, {
     transports: ["websocket"],
     forceNew: true,
     reconnection: false,
@@ -67,7 +69,7 @@ function call(socket, event, data, timeoutMs = 10000) {
 async function relay() {
   const pairs = config.clients / 2;
   const sockets = [];
-  for (let i = 0; i < config.clients; i++) sockets.push(connect("/relay", {}));
+  for (let i = 0; i < config.clients; i++) sockets.push(connect(config.url, "/relay", {}));
   await Promise.all(sockets.map((s) => connected(s, 20000)));
   await Promise.all(sockets.map((s, i) => call(s, "join", { room: `r${i % pairs}` })));
   const payload = "x".repeat(config.payload_bytes || 100);
@@ -144,164 +146,11 @@ async function relay() {
   return { delivery: summary(latencies), ack: summary(acks), sent, failures };
 }
 
-// -- classroom: join storm, memory, presence latency, completion gate, abrupt disconnect -------------
-async function classroom() {
-  const sessions = config.sessions;
-  const result = {};
-  await mark("idle");
-  // Join storm: every participant connects, authenticates and joins, all at once.
-  const people = [];
-  for (const s of sessions) {
-    people.push({ session: s, role: "tutor", token: s.tutor_token, user: s.tutor_id });
-    people.push({ session: s, role: "student", token: s.student_token, user: s.student_id });
-  }
-  const joinAcks = [];
-  const connectTimes = [];
-  let joinFailures = 0;
-  const stormStart = now();
-  await Promise.all(
-    people.map(async (p) => {
-      const t0 = now();
-      p.presence = [];
-      p.waiters = [];
-      p.socket = connect("/classroom", { token: p.token });
-      p.socket.on("presence", (snapshot) => {
-        p.presence.push(snapshot);
-        for (const w of p.waiters.splice(0)) w(snapshot);
-      });
-      try {
-        await connected(p.socket, 30000);
-        connectTimes.push(now() - t0);
-        const t1 = now();
-        const ack = await call(p.socket, "join", { session_id: p.session.id }, 30000);
-        if (!ack || !ack.ok) throw new Error(JSON.stringify(ack));
-        joinAcks.push(now() - t1);
-        p.joined = true;
-      } catch (err) {
-        joinFailures += 1;
-        if (joinFailures < 4) process.stderr.write(`load: join failed: ${err}\n`);
-      }
-    }),
-  );
-  result.join_storm = {
-    clients: people.length,
-    total_ms: now() - stormStart,
-    connect: summary(connectTimes),
-    join_ack: summary(joinAcks),
-    failures: joinFailures,
-  };
-  await sleep(1000);
-  await mark("joined");
-
-  const byRoom = new Map();
-  for (const p of people) {
-    const room = byRoom.get(p.session.id) || {};
-    room[p.role] = p;
-    byRoom.set(p.session.id, room);
-  }
-  const rooms = [...byRoom.values()].filter((r) => r.tutor.joined && r.student.joined);
-  const disconnectRooms = rooms.slice(rooms.length - config.disconnect_rooms);
-  const liveRooms = rooms.slice(0, rooms.length - config.disconnect_rooms);
-
-  const untilPresence = (p, predicate, timeoutMs) =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("presence timeout")), timeoutMs);
-      timer.unref();
-      const check = (snapshot) => {
-        if (predicate(snapshot)) {
-          clearTimeout(timer);
-          resolve(now());
-        } else {
-          p.waiters.push(check);
-        }
-      };
-      p.waiters.push(check);
-    });
-  const without = (userId) => (snapshot) =>
-    !snapshot.participants.some((x) => x.user_id === userId);
-
-  // Presence: the student leaves; how long until the tutor sees it. Paced, one room at a time.
-  const presence = [];
-  let presenceFailures = 0;
-  const gap = 1000 / config.leave_rate;
-  await Promise.all(
-    liveRooms.map(async (room, index) => {
-      await sleep(index * gap);
-      const seen = untilPresence(room.tutor, without(room.student.user), 10000);
-      seen.catch(() => {});
-      const t0 = now();
-      try {
-        await call(room.student.socket, "leave_call", {});
-        presence.push((await seen) - t0);
-      } catch {
-        presenceFailures += 1;
-      }
-    }),
-  );
-  result.presence = { rooms: liveRooms.length, latency: summary(presence), failures: presenceFailures };
-  await mark("left");
-
-  // Completion gate: the tutor logs time and leaves (the student is out). Paced.
-  const gate = [];
-  let gateFailures = 0;
-  const gateGap = 1000 / config.gate_rate;
-  await Promise.all(
-    liveRooms.map(async (room, index) => {
-      await sleep(index * gateGap);
-      const t0 = now();
-      try {
-        const ack = await call(room.tutor.socket, "log_time_and_leave", {
-          minutes: 5,
-          recap: config.recap,
-        });
-        if (!ack || !ack.ok) throw new Error(JSON.stringify(ack));
-        gate.push(now() - t0);
-      } catch (err) {
-        gateFailures += 1;
-        if (gateFailures < 4) process.stderr.write(`load: completion failed: ${err}\n`);
-      }
-    }),
-  );
-  result.gate = { rooms: liveRooms.length, ack: summary(gate), failures: gateFailures };
-  await mark("completed");
-
-  // Abrupt disconnect: half drop the TCP connection (reset), half go silent (no bytes either way).
-  const announced = { reset: [], silent: [] };
-  let disconnectFailures = 0;
-  await Promise.all(
-    disconnectRooms.map(async (room, index) => {
-      const kind = index % 2 === 0 ? "reset" : "silent";
-      const seen = untilPresence(room.tutor, without(room.student.user), config.grace_s * 1000 + 20000);
-      seen.catch(() => {});
-      const engine = room.student.socket.io.engine;
-      const tcp = engine.transport.ws._socket;
-      const t0 = now();
-      if (kind === "reset") {
-        tcp.resetAndDestroy ? tcp.resetAndDestroy() : tcp.destroy();
-      } else {
-        tcp.pause();
-        tcp.write = () => true;
-        engine.removeAllListeners();
-      }
-      try {
-        announced[kind].push((await seen) - t0);
-      } catch {
-        disconnectFailures += 1;
-      }
-    }),
-  );
-  result.disconnect = {
-    grace_s: config.grace_s,
-    reset: summary(announced.reset),
-    silent: summary(announced.silent),
-    failures: disconnectFailures,
-  };
-  for (const p of people) p.socket.disconnect();
-  return result;
-}
-
 async function main() {
-  const result = config.kind === "relay" ? await relay() : await classroom();
+  const helpers = { config, mark, summary, connect, connected, call, sleep, now };
+  const { classroom, memory } = require("./classroom.js")(helpers);
+  const kinds = { relay, classroom, memory };
+  const result = await kinds[config.kind]();
   process.stdout.write(`result ${JSON.stringify(result)}\n`);
   stdin.close();
   setTimeout(() => process.exit(0), 200);
