@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from classroom.db.tables import (
     OutboxCounter,
@@ -53,36 +54,16 @@ async def _timezones(tx: AsyncSession, tutor_ids: set[str]) -> dict[str, str]:
     return {tutor_id: zone for tutor_id, zone in rows if zone}
 
 
-async def _build(tx: AsyncSession, query: Select[*tuple[Any, ...]]) -> list[SessionInfo]:
-    sessions = (await tx.execute(query)).all()
-    if not sessions:
-        return []
-    ids = [row.id for row in sessions]
-    participants = (
-        await tx.execute(
-            select(SessionParticipant.session_id, SessionParticipant.student_id)
-            .where(SessionParticipant.session_id.in_(ids), SessionParticipant.removed.is_(False))
-            .order_by(SessionParticipant.session_id, SessionParticipant.student_id)
-        )
-    ).all()
-    students_of: dict[str, list[str]] = {}
-    for session_id, student_id in participants:
-        students_of.setdefault(session_id, []).append(student_id)
-    all_students = {student for _, student in participants}
-    links = (
-        (
-            await tx.execute(
-                select(ParentLink.parent_id, ParentLink.student_id).where(
-                    ParentLink.student_id.in_(all_students)
-                )
-            )
-        ).all()
-        if all_students
-        else []
-    )
-    ids_needed = all_students | {row.tutor_id for row in sessions} | {p for p, _ in links}
-    people = await _people(tx, ids_needed)
-    zones = await _timezones(tx, {row.tutor_id for row in sessions})
+def _assemble(
+    sessions: Sequence[Any],
+    students_of: dict[str, list[str]],
+    links: Sequence[tuple[str, str]],
+    people: dict[str, tuple[str, str | None]],
+    zones: dict[str, str],
+) -> list[SessionInfo]:
+    """``SessionInfo`` of each session row (id, tutor_id, starts_at, duration_minutes, topic,
+    mode, state) from its students, the parent links of those students, the people's names and
+    emails, and the tutors' timezones."""
 
     def person(user_id: str, role: str, children: tuple[str, ...] = ()) -> Person:
         name, email = people.get(user_id, (user_id, None))
@@ -102,7 +83,8 @@ async def _build(tx: AsyncSession, query: Select[*tuple[Any, ...]]) -> list[Sess
                 tutor=person(row.tutor_id, "tutor"),
                 students=tuple(person(s, "student") for s in students),
                 parents=tuple(
-                    person(p, "parent", tuple(children)) for p, children in sorted(parents.items())
+                    person(p, "parent", tuple(sorted(children)))
+                    for p, children in sorted(parents.items())
                 ),
                 starts_at=row.starts_at,
                 duration_minutes=row.duration_minutes,
@@ -114,10 +96,100 @@ async def _build(tx: AsyncSession, query: Select[*tuple[Any, ...]]) -> list[Sess
     return infos
 
 
+async def _build(tx: AsyncSession, query: Select[*tuple[Any, ...]]) -> list[SessionInfo]:
+    sessions = (await tx.execute(query)).all()
+    if not sessions:
+        return []
+    ids = [row.id for row in sessions]
+    participants = (
+        await tx.execute(
+            select(SessionParticipant.session_id, SessionParticipant.student_id)
+            .where(SessionParticipant.session_id.in_(ids), SessionParticipant.removed.is_(False))
+            .order_by(SessionParticipant.session_id, SessionParticipant.student_id)
+        )
+    ).all()
+    students_of: dict[str, list[str]] = {}
+    for session_id, student_id in participants:
+        students_of.setdefault(session_id, []).append(student_id)
+    all_students = {student for _, student in participants}
+    links = (
+        [
+            (parent_id, student_id)
+            for parent_id, student_id in await tx.execute(
+                select(ParentLink.parent_id, ParentLink.student_id).where(
+                    ParentLink.student_id.in_(all_students)
+                )
+            )
+        ]
+        if all_students
+        else []
+    )
+    ids_needed = all_students | {row.tutor_id for row in sessions} | {p for p, _ in links}
+    people = await _people(tx, ids_needed)
+    zones = await _timezones(tx, {row.tutor_id for row in sessions})
+    return _assemble(sessions, students_of, links, people, zones)
+
+
+_TUTOR, _STUDENT, _PARENT = aliased(User), aliased(User), aliased(User)
+_ONE = (
+    select(
+        *_COLUMNS,
+        TutorProfile.timezone.label("timezone"),
+        _TUTOR.name.label("tutor_name"),
+        _TUTOR.email.label("tutor_email"),
+        SessionParticipant.student_id.label("student_id"),
+        _STUDENT.name.label("student_name"),
+        _STUDENT.email.label("student_email"),
+        ParentLink.parent_id.label("parent_id"),
+        _PARENT.name.label("parent_name"),
+        _PARENT.email.label("parent_email"),
+    )
+    .select_from(SessionRow)
+    .outerjoin(TutorProfile, TutorProfile.tutor_id == SessionRow.tutor_id)
+    .outerjoin(_TUTOR, _TUTOR.id == SessionRow.tutor_id)
+    .outerjoin(
+        SessionParticipant,
+        and_(
+            SessionParticipant.session_id == SessionRow.id,
+            SessionParticipant.removed.is_(False),
+        ),
+    )
+    .outerjoin(_STUDENT, _STUDENT.id == SessionParticipant.student_id)
+    .outerjoin(ParentLink, ParentLink.student_id == SessionParticipant.student_id)
+    .outerjoin(_PARENT, _PARENT.id == ParentLink.parent_id)
+    .where(SessionRow.id == bindparam("session_id"))
+    .order_by(SessionParticipant.student_id, ParentLink.parent_id)
+)
+
+
 async def load_session_info(tx: AsyncSession, session_id: str) -> SessionInfo | None:
-    """The session with its tutor, current students and their linked parents (names, emails)."""
-    found = await _build(tx, select(*_COLUMNS).where(SessionRow.id == session_id))
-    return found[0] if found else None
+    """The session with its tutor, current students and their linked parents (names, emails).
+
+    One statement (this runs inside the transactions that change a session): one row per
+    student and parent of that student."""
+    rows = (await tx.execute(_ONE, {"session_id": session_id})).all()
+    if not rows:
+        return None
+    session = rows[0]
+    zones = {session.tutor_id: session.timezone} if session.timezone else {}
+    people: dict[str, tuple[str, str | None]] = {}
+    students: list[str] = []
+    links: list[tuple[str, str]] = []
+    for row in rows:
+        if row.tutor_name is not None:
+            people[session.tutor_id] = (row.tutor_name, row.tutor_email)
+        student_id = row.student_id
+        if student_id is None:
+            continue
+        if not students or students[-1] != student_id:
+            students.append(student_id)
+        if row.student_name is not None:
+            people[student_id] = (row.student_name, row.student_email)
+        if row.parent_id is not None:
+            links.append((row.parent_id, student_id))
+            if row.parent_name is not None:
+                people[row.parent_id] = (row.parent_name, row.parent_email)
+    return _assemble([session], {session.id: students}, links, people, zones)[0]
 
 
 async def sessions_for(

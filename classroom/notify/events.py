@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from classroom.db.tables import OutboxMessage, new_id, utcnow
 from classroom.notify.outbox import (
     WEBHOOK,
+    bump_webhook_sequence,
     enqueue,
     key_exists,
     lock_counters,
-    next_webhook_sequence,
 )
 
 log = logging.getLogger(__name__)
@@ -51,15 +51,18 @@ async def enqueue_event(
     key: str | None = None,
     subject_id: str | None = None,
     at: datetime | None = None,
+    locked: bool = False,
 ) -> str | None:
-    """Write one webhook event; its id, or None when ``key`` was already written."""
+    """Write one webhook event; its id, or None when ``key`` was already written. ``locked``:
+    ``tx`` holds the session's counters already (``lock_counters``)."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}")
-    await lock_counters(tx, session_id)
+    if not locked:
+        await lock_counters(tx, session_id)
     if key is not None and await key_exists(tx, key):
         log.info("webhook %s for session %s already enqueued (key %s)", event_type, session_id, key)
         return None
-    sequence = await next_webhook_sequence(tx, session_id)
+    sequence = await bump_webhook_sequence(tx, session_id)
     event_id = new_id()
     body = {
         "id": event_id,
@@ -128,5 +131,11 @@ async def presence_event(
     if not joined:
         data["reason"] = reason or "clean"
     return await enqueue_event(
-        tx, session_id=session_id, event_type=event_type, data=data, subject_id=user_id, at=at
+        tx,
+        session_id=session_id,
+        event_type=event_type,
+        data=data,
+        subject_id=user_id,
+        at=at,
+        locked=True,
     )

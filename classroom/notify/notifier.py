@@ -22,10 +22,12 @@ from classroom.notify.messages import Outgoing
 from classroom.notify.model import InvoiceInfo, Person, SessionInfo
 from classroom.notify.outbox import (
     EMAIL,
+    Pending,
     after_commit,
     calendar_sequence,
     cancel_pending,
     enqueue,
+    enqueue_many,
     revive,
 )
 
@@ -66,6 +68,7 @@ class Notifier:
     ) -> int:
         written = 0
         now = self._clock()
+        batch: list[Pending] = []
         for item in outgoing:
             if not item.person.email:
                 log.info(
@@ -93,7 +96,12 @@ class Notifier:
                     organizer=self._organizer,
                     url=self._link,
                 )
-            if deliver_after is not None and await revive(tx, item.key, payload, deliver_after):
+            if deliver_after is None:
+                batch.append(
+                    Pending(item.topic, item.key, payload, item.person.email, item.person.user_id)
+                )
+                continue
+            if await revive(tx, item.key, payload, deliver_after):
                 written += 1
                 continue
             row_id = await enqueue(
@@ -108,6 +116,7 @@ class Notifier:
                 deliver_after=deliver_after,
             )
             written += row_id is not None
+        written += len(await enqueue_many(tx, EMAIL, session.id, batch))
         if written:
             self._written(tx)
         return written

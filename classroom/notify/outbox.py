@@ -9,12 +9,12 @@ of the same session on PostgreSQL (SQLite serialises every writer anyway).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import event, or_, select, update
+from sqlalchemy import Table, bindparam, event, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session as SyncSession
@@ -38,6 +38,42 @@ _LISTENING = "classroom.notify.listening"
 
 def _insert(tx: AsyncSession) -> Any:
     return postgresql.insert if tx.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _outbox_table() -> Table:
+    table = OutboxMessage.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+_OUTBOX = _outbox_table()
+_MANY: dict[str, Any] = {}  # dialect name -> the insert of enqueue_many, built once
+
+
+def _many(tx: AsyncSession) -> Any:
+    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key``, sent
+    as one statement for many rows."""
+    dialect = tx.get_bind().dialect.name
+    stmt = _MANY.get(dialect)
+    if stmt is None:
+        stmt = _MANY[dialect] = (
+            _insert(tx)(_OUTBOX)
+            .on_conflict_do_nothing(index_elements=[_OUTBOX.c.idempotency_key])
+            .returning(_OUTBOX.c.idempotency_key)
+        )
+    return stmt
+
+
+_CANCEL_PENDING = (
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.session_id == bindparam("p_session_id"),
+        _OUTBOX.c.topic == bindparam("p_topic"),
+        _OUTBOX.c.status == PENDING,
+        or_(_OUTBOX.c.leased_until.is_(None), _OUTBOX.c.leased_until <= bindparam("p_now")),
+    )
+    .values(status=CANCELLED, last_error=bindparam("p_why"))
+)
 
 
 async def enqueue(
@@ -89,6 +125,59 @@ async def enqueue(
     return row_id
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One message for ``enqueue_many``."""
+
+    topic: str
+    key: str
+    payload: dict[str, Any]
+    recipient: str | None = None
+    subject_id: str | None = None
+
+
+async def enqueue_many(
+    tx: AsyncSession, kind: Kind, session_id: str | None, messages: Sequence[Pending]
+) -> list[str]:
+    """Write ``messages`` in ``tx`` with one statement; the keys written (a key already
+    enqueued is skipped, as ``enqueue`` does)."""
+    if not messages:
+        return []
+    now = utcnow()
+    rows = [
+        {
+            "id": new_id(),
+            "kind": kind,
+            "topic": m.topic,
+            "idempotency_key": m.key,
+            "session_id": session_id,
+            "subject_id": m.subject_id,
+            "recipient": m.recipient,
+            "sequence": None,
+            "payload": m.payload,
+            "status": PENDING,
+            "deliver_after": now,
+            "next_attempt_at": now,
+            "attempts": 0,
+            "created_at": now,
+        }
+        for m in messages
+    ]
+    written = set((await tx.execute(_many(tx), rows)).scalars())
+    for m in messages:
+        if m.key in written:
+            log.debug("outbox: enqueued %s %s for session %s", kind, m.topic, session_id)
+        else:
+            log.info(
+                "outbox: %s %s for session %s already enqueued (key %s)",
+                kind,
+                m.topic,
+                session_id,
+                m.key,
+            )
+    return [m.key for m in messages if m.key in written]
+
+
 async def revive(
     tx: AsyncSession, key: str, payload: dict[str, Any], deliver_after: datetime
 ) -> bool:
@@ -125,32 +214,39 @@ class Counters:
 
 
 async def lock_counters(tx: AsyncSession, session_id: str) -> Counters:
-    """The session's counters, locked (PostgreSQL ``FOR UPDATE``) until ``tx`` ends."""
-    await tx.execute(
+    """The session's counters, locked until ``tx`` ends (one statement: an upsert that leaves
+    them as they are and returns them; on PostgreSQL it holds the row's lock like ``FOR
+    UPDATE``)."""
+    stmt = (
         _insert(tx)(OutboxCounter)
         .values(session_id=session_id, webhook_sequence=0, calendar_sequence=0)
-        .on_conflict_do_nothing(index_elements=[OutboxCounter.session_id])
-    )
-    row = (
-        await tx.execute(
-            select(OutboxCounter.webhook_sequence, OutboxCounter.calendar_sequence)
-            .where(OutboxCounter.session_id == session_id)
-            .with_for_update()
+        .on_conflict_do_update(
+            index_elements=[OutboxCounter.session_id],
+            set_={"webhook_sequence": OutboxCounter.webhook_sequence},
         )
-    ).one()
+        .returning(OutboxCounter.webhook_sequence, OutboxCounter.calendar_sequence)
+    )
+    row = (await tx.execute(stmt)).one()
     return Counters(webhook_sequence=row[0], calendar_sequence=row[1])
+
+
+async def bump_webhook_sequence(tx: AsyncSession, session_id: str) -> int:
+    """The next webhook sequence number of a session whose counters ``tx`` has locked
+    (``lock_counters``)."""
+    found = await tx.execute(
+        update(OutboxCounter)
+        .where(OutboxCounter.session_id == session_id)
+        .values(webhook_sequence=OutboxCounter.webhook_sequence + 1)
+        .returning(OutboxCounter.webhook_sequence)
+        .execution_options(synchronize_session=False)
+    )
+    return int(found.scalar_one())
 
 
 async def next_webhook_sequence(tx: AsyncSession, session_id: str) -> int:
     """Allocate the session's next webhook sequence number (1, 2, ...; no gaps once committed)."""
-    counters = await lock_counters(tx, session_id)
-    value = counters.webhook_sequence + 1
-    await tx.execute(
-        update(OutboxCounter)
-        .where(OutboxCounter.session_id == session_id)
-        .values(webhook_sequence=value)
-    )
-    return value
+    await lock_counters(tx, session_id)
+    return await bump_webhook_sequence(tx, session_id)
 
 
 async def calendar_sequence(tx: AsyncSession, session_id: str, *, bump: bool = False) -> int:
@@ -169,18 +265,8 @@ async def calendar_sequence(tx: AsyncSession, session_id: str, *, bump: bool = F
 
 async def cancel_pending(tx: AsyncSession, session_id: str, topic: str, why: str) -> int:
     """Withdraw the session's pending messages of ``topic`` that no worker is delivering now."""
-    now = utcnow()
-    result = await tx.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.session_id == session_id,
-            OutboxMessage.topic == topic,
-            OutboxMessage.status == PENDING,
-            or_(OutboxMessage.leased_until.is_(None), OutboxMessage.leased_until <= now),
-        )
-        .values(status=CANCELLED, last_error=why)
-        .execution_options(synchronize_session=False)
-    )
+    params = {"p_session_id": session_id, "p_topic": topic, "p_now": utcnow(), "p_why": why}
+    result = await tx.execute(_CANCEL_PENDING, params)
     count = int(getattr(result, "rowcount", 0) or 0)
     if count:
         log.info(

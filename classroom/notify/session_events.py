@@ -152,10 +152,13 @@ class SessionEventNotifications(AbsenceEventHandlers):
             InvoiceInfo(str(i["id"]), str(i["student_id"]), minutes, int(i["amount_cents"]))
             for i in event.data.get("invoices", [])
         ]
+        recap = event.data.get("recap")
+        if not isinstance(recap, str):
+            recap = await load_recap(tx, info.id) or ""
         await self.notifier.session_completed(
             tx,
             info,
-            recap=await load_recap(tx, info.id) or "",
+            recap=recap,
             minutes=minutes,
             invoices=invoices,
             needs_review=bool(event.data.get("needs_review")),

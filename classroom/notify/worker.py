@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import aliased
 
 from classroom.db.engine import Database
@@ -28,6 +28,7 @@ from classroom.db.tables import OutboxMessage, utcnow
 from classroom.notify.delivery import Channels, Claimed
 from classroom.notify.errors import PermanentDeliveryError
 from classroom.notify.outbox import CANCELLED, FAILED, PENDING, SENT, WEBHOOK
+from classroom.notify.outcomes import Outcome, OutcomeWriter
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,8 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._outcomes = OutcomeWriter(db)
+        self._again = False  # the last pass may have left due rows behind
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -122,6 +125,7 @@ class OutboxWorker:
                 await task
             except asyncio.CancelledError:
                 pass
+        await self._outcomes.close(grace_seconds)
         await self.channels.close()
         log.info("%s: stopped", self.name)
 
@@ -129,8 +133,8 @@ class OutboxWorker:
         while not self._closed:
             self._wake.clear()
             try:
-                if await self.run_once() and not self._closed:
-                    continue  # delivered something: successors may be unblocked now
+                if await self.run_once() and self._again and not self._closed:
+                    continue  # a full batch, or webhooks whose successors may be due now
                 delay = await self._idle_delay()
             except Exception:
                 log.exception("%s: outbox pass failed; trying again later", self.name)
@@ -177,6 +181,9 @@ class OutboxWorker:
         claimed: list[Claimed] = []
         async with self.db.transaction() as tx:
             rows = (await tx.execute(query)).scalars().all()
+            self._again = len(rows) >= options.batch_size or any(
+                row.kind == WEBHOOK for row in rows
+            )
             for row in rows:
                 expired = _expired(row.payload, now)
                 if expired:
@@ -257,17 +264,8 @@ class OutboxWorker:
                     "next_attempt_at": now + timedelta(seconds=delay),
                     "last_error": reason,
                 }
-        async with self.db.transaction() as tx:
-            result = await tx.execute(
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.id == message.id,
-                    OutboxMessage.lease_token == message.lease_token,
-                )
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-        if not getattr(result, "rowcount", 0):
+        held = await self._outcomes.record(Outcome(message.id, message.lease_token, values))
+        if not held:
             log.warning(
                 "outbox %s: lease lost before the outcome of %s was recorded",
                 message.id,
