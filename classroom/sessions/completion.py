@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from classroom.auth import Identity
-from classroom.db.tables import Invoice, LedgerEntry, Review, new_id
+from classroom.db.tables import Invoice, Review, new_id
 from classroom.db.tables import Session as SessionRow
 from classroom.errors import (
     AlreadyCompleted,
@@ -23,8 +24,9 @@ from classroom.errors import (
     Forbidden,
     InvalidPayload,
     InvalidState,
+    NotFound,
 )
-from classroom.sessions import model, store, views
+from classroom.sessions import completion_store, model, store, views
 from classroom.sessions.base import ServiceBase, check_completion
 from classroom.sessions.events import SessionEvent
 
@@ -41,6 +43,18 @@ class _Completion:
     recap: str
     actor: Identity
     allowed_states: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """What the completing transaction read and wrote: the answer is built from it."""
+
+    loaded: store.Loaded  # the row as committed
+    known: dict[str, str]  # names of the tutor, students and the completing user
+    at: datetime
+    last_leave: datetime | None  # as the transaction saw it
+    inside: bool  # somebody's stay in the classroom was still open
+    invoices: list[Invoice]
 
 
 class CompletionUseCases(ServiceBase):
@@ -62,25 +76,32 @@ class CompletionUseCases(ServiceBase):
         completing request answers the same session view. Answers the session details, or with
         ``summary`` the session summary (the classroom's ``log_time_and_leave`` ack)."""
         async with self._lock(session_id):
-            await self._complete(identity, session_id, minutes, recap)
+            done = await self._complete(identity, session_id, minutes, recap)
         if summary:
+            if done is not None:  # this call completed it: answered from what it read
+                return await self._completed_summary(done)
             return await self.get_summary(identity, session_id)
         return await self.get_session(identity, session_id)
 
     async def _complete(
         self, identity: Identity, session_id: str, minutes: object, recap: object
-    ) -> None:
+    ) -> _Done | None:
+        """Complete the session; what the commit saw, or None when it was completed already
+        (the same request again, or a concurrent duplicate that won)."""
         now = self._now()
         async with self._db.reader() as tx:
-            loaded = await self._load(tx, identity, session_id)
-            if loaded.relation not in ("tutor", "admin"):
-                raise Forbidden("Only the session's tutor can complete it.")
-            if loaded.row.state == model.State.COMPLETED:
-                _check_repeat(loaded, minutes, recap)
-                return
-            deadline = self._deadline(loaded, await store.stays(tx, session_id))
-            checked = check_completion(loaded, identity.is_admin, now, deadline, minutes, recap)
-            assert checked is not None
+            found = await completion_store.find(tx, identity, session_id)
+        if found is None:
+            raise NotFound("No such session.")
+        loaded = found.loaded
+        if loaded.relation not in ("tutor", "admin"):
+            raise Forbidden("Only the session's tutor can complete it.")
+        if loaded.row.state == model.State.COMPLETED:
+            _check_repeat(loaded, minutes, recap)
+            return None
+        deadline = found.deadline(self._settings.logging_window_hours)
+        checked = check_completion(loaded, identity.is_admin, now, deadline, minutes, recap)
+        assert checked is not None
         states = model.SUPPORT_COMPLETABLE_STATES if identity.is_admin else model.COMPLETABLE_STATES
         allowed = tuple(sorted(s.value for s in states))
         job = _Completion(checked[0], checked[1], identity, allowed)
@@ -89,10 +110,10 @@ class CompletionUseCases(ServiceBase):
         if online:
             await self._classroom.close_for_completion(session_id, tutor_id)
         try:
-            invoices = await self._commit(identity, session_id, job, now)
+            done = await self._commit(identity, session_id, job, now)
         except _LostRace:
             await self._after_lost_race(identity, session_id, job, online)
-            return
+            return None
         except BaseException:
             if online:
                 await asyncio.shield(self._reopen_unless_completed(session_id))
@@ -102,50 +123,50 @@ class CompletionUseCases(ServiceBase):
             session_id,
             identity.user_id,
             job.minutes,
-            len(invoices),
+            len(done.invoices),
         )
         if online:
             try:
                 await self._classroom.completed(session_id)
             except Exception:
                 log.exception("classroom not told of the completion session=%s", session_id)
+        return done
 
     async def _commit(
         self, identity: Identity, session_id: str, job: _Completion, now: datetime
-    ) -> list[Invoice]:
+    ) -> _Done:
         async with self._db.transaction() as tx:
-            loaded = await self._load(tx, identity, session_id, for_update=True)
-            row = loaded.row
+            locked = await completion_store.lock(tx, identity, session_id)
+            if locked is None:
+                raise NotFound("No such session.")
+            row = locked.loaded.row
             if row.state not in job.allowed_states:
                 if row.state == model.State.COMPLETED:
                     raise _LostRace()
                 raise InvalidState(f"A {row.state} session cannot be completed.", state=row.state)
-            stays = await store.stays(tx, session_id)
+            stays = await completion_store.stays(tx, session_id)
             overlap = model.summarise_attendance(stays, now).overlap_seconds
             flagged = row.mode == "online" and model.needs_review(job.minutes, overlap)
-            result = await tx.execute(
-                update(SessionRow)
-                .where(SessionRow.id == session_id, SessionRow.state.in_(job.allowed_states))
-                .values(
-                    state=model.State.COMPLETED.value,
-                    state_reason=None,
-                    logged_minutes=job.minutes,
-                    recap=job.recap,
-                    needs_review=flagged,
-                    completed_at=now,
-                    completed_by=identity.user_id,
-                    classroom_closed_at=row.classroom_closed_at or now,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            if getattr(result, "rowcount", 0) != 1:
+            changes: dict[str, Any] = {
+                "state": model.State.COMPLETED.value,
+                "state_reason": None,
+                "logged_minutes": job.minutes,
+                "recap": job.recap,
+                "needs_review": flagged,
+                "completed_at": now,
+                "completed_by": identity.user_id,
+                "classroom_closed_at": row.classroom_closed_at or now,
+                "updated_at": now,
+            }
+            if not await completion_store.complete(tx, session_id, job.allowed_states, changes):
                 raise _LostRace()
-            store.record_transition(
-                tx, session_id, identity.user_id, row.state, model.State.COMPLETED, now,
+            from_state = row.state
+            await completion_store.add_transition(
+                tx, session_id, identity.user_id, from_state, model.State.COMPLETED, now,
                 f"logged {job.minutes} minutes",
             )  # fmt: skip
-            invoices = await self._bill(tx, row, loaded.active, job.minutes, now)
+            rate = locked.rate(self._settings.default_rate_cents)
+            invoices = await self._bill(tx, row, locked.loaded.active, job.minutes, now, rate=rate)
             await self._emit(
                 tx,
                 SessionEvent(
@@ -155,6 +176,7 @@ class CompletionUseCases(ServiceBase):
                     now,
                     {
                         "minutes": job.minutes,
+                        "recap": job.recap,
                         "needs_review": flagged,
                         "invoices": [
                             {"id": i.id, "student_id": i.student_id, "amount_cents": i.amount_cents}
@@ -163,7 +185,27 @@ class CompletionUseCases(ServiceBase):
                     },
                 ),
             )
-            return invoices
+            for key, value in changes.items():  # the row as committed, for the answer
+                set_committed_value(row, key, value)
+            inside = any(stay.left_at is None for stay in stays)
+            last_leave = store.last_leave(row, stays)
+            return _Done(locked.loaded, locked.known, now, last_leave, inside, invoices)
+
+    async def _completed_summary(self, done: _Done) -> dict[str, Any]:
+        """The summary ``get_summary`` would answer right after the completion, from what the
+        commit read: only the last leave is read again when somebody (the tutor) was still in
+        the classroom, since closing it recorded their leave."""
+        last_leave = done.last_leave
+        if done.inside and done.loaded.row.mode == "online":
+            async with self._db.reader() as tx:
+                last_leave = await completion_store.last_leave(tx, done.loaded.row)
+        row = done.loaded.row
+        deadline = model.logging_deadline(
+            model.ends_at(row.starts_at, row.duration_minutes),
+            last_leave,
+            self._settings.logging_window_hours,
+        )
+        return self._summary(done.loaded, done.known, done.at, deadline)
 
     async def _bill(
         self,
@@ -175,15 +217,17 @@ class CompletionUseCases(ServiceBase):
         *,
         split: model.Split | None = None,
         kind: str = "lesson",
+        rate: int | None = None,
     ) -> list[Invoice]:
         """One invoice per booked student and the ledger entries of every movement: the
-        lesson's charge for ``minutes``, or the given ``split`` (a no-show fee)."""
-        rate = (await store.profile(tx, row.tutor_id)).rate(self._settings.default_rate_cents)
+        lesson's charge for ``minutes``, or the given ``split`` (a no-show fee). ``rate``: the
+        tutor's rate when the caller read it already."""
+        if rate is None:
+            rate = (await store.profile(tx, row.tutor_id)).rate(self._settings.default_rate_cents)
         if split is None:
             split = model.split_charge(rate, minutes, self._settings.platform_fee_percent)
-        invoices: list[Invoice] = []
-        for participant in students:
-            invoice = Invoice(
+        invoices = [
+            Invoice(
                 id=new_id(),
                 session_id=row.id,
                 student_id=participant.student_id,
@@ -195,26 +239,26 @@ class CompletionUseCases(ServiceBase):
                 kind=kind,
                 created_at=now,
             )
-            tx.add(invoice)
-            invoices.append(invoice)
-        await tx.flush()  # invoices first: the ledger refers to them
-        for invoice in invoices:
-            charge, earning, fee = split.ledger
-            for account, kind, amount in (
+            for participant in students
+        ]
+        charge, earning, fee = split.ledger
+        ledger = [
+            {
+                "account": account,
+                "session_id": row.id,
+                "invoice_id": invoice.id,
+                "kind": entry,
+                "amount_cents": amount,
+                "created_at": now,
+            }
+            for invoice in invoices
+            for account, entry, amount in (
                 (f"student:{invoice.student_id}", "charge", charge),
                 (f"tutor:{row.tutor_id}", "earning", earning),
                 ("platform", "platform_fee", fee),
-            ):
-                tx.add(
-                    LedgerEntry(
-                        account=account,
-                        session_id=row.id,
-                        invoice_id=invoice.id,
-                        kind=kind,
-                        amount_cents=amount,
-                        created_at=now,
-                    )
-                )
+            )
+        ]
+        await completion_store.add_money(tx, invoices, ledger)
         return invoices
 
     async def _after_lost_race(

@@ -21,7 +21,8 @@ EventKind = Literal[
     "session.rescheduled",  # data: from_starts_at, to_starts_at, from_duration, to_duration
     "session.cancelled",  # data: reason, late, by
     "session.started",  # the classroom was entered for the first time
-    "session.completed",  # data: minutes, needs_review, invoices [{id, student_id, amount_cents}]
+    "session.completed",  # data: minutes, recap, needs_review, invoices [{id, student_id,
+    #                       amount_cents}]
     "session.missed",  # data: reason (not_accepted | logging_window_passed | *_no_show), state
     "session.no_show",  # with session.missed; data: reason, absent [user ids], fees [invoice]
     "session.participant_removed",  # data: student_id, reason
