@@ -5,9 +5,10 @@ alone."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.auth import Identity
@@ -110,3 +111,16 @@ async def test_groups_are_bounded(db: Database) -> None:
             )
         )
     assert count == 12
+
+
+async def test_sqlite_commits_in_wal_mode_without_an_fsync_each(tmp_path: Path) -> None:
+    """SQLite runs in WAL mode with synchronous=NORMAL on every connection (readers and writers):
+    a commit costs no fsync; a crash of the process loses nothing committed."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}")
+    try:
+        for unit in (db.transaction(), db.reader()):
+            async with unit as tx:
+                assert (await tx.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+                assert (await tx.execute(text("PRAGMA synchronous"))).scalar() == 1  # NORMAL
+    finally:
+        await db.close()
