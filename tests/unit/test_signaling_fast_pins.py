@@ -1,6 +1,6 @@
-"""The signaling fast path replaces private python-engineio / python-socketio code read in pinned
-versions. If an upgrade changes any of it, these fail loudly: re-read the new code, port the
-change into classroom/signaling/fast.py, then update the pins and digests here."""
+"""The signaling fast path (classroom/signaling/fast/) replaces or mirrors private python-engineio /
+python-socketio code read in pinned versions. If an upgrade changes any of it, these fail loudly:
+re-read the new code, port the change into the fast path, then update the pins and digests here."""
 
 from __future__ import annotations
 
@@ -10,26 +10,116 @@ import inspect
 from importlib.metadata import version
 
 import pytest
+import socketio
+from engineio import async_server as eio_server
+from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 from engineio.async_socket import AsyncSocket
 from socketio import AsyncManager, AsyncRedisManager, packet
+from socketio import async_server as sio_server
+from socketio import base_server as sio_base
 
 from classroom.signaling import fast
 
 REPLACED = {
-    # what fast.py re-implements or relies on -> sha256 prefix of its source in the pinned version
-    "engineio AsyncSocket._websocket_handler (fast._socket_loop)": (
+    # what the fast path re-implements, mirrors or relies on -> sha256 prefix of its source
+    "engineio AsyncSocket._websocket_handler (websocket.socket_loop)": (
         AsyncSocket._websocket_handler,
         "27f120df4d717a24",
     ),
-    "engineio AsyncSocket.poll (used by fast._socket_loop)": (AsyncSocket.poll, "826f58a9f3606db2"),
-    "engineio aiohttp WebSocket driver (fast._WebSocket)": (
+    "engineio AsyncSocket.poll (websocket._queued_writer)": (AsyncSocket.poll, "826f58a9f3606db2"),
+    "engineio AsyncSocket.send (websocket.Direct.send, per socket)": (
+        AsyncSocket.send,
+        "0437276ccba7ab09",
+    ),
+    "engineio AsyncSocket.check_ping_timeout (Direct.send, Direct.send_message)": (
+        AsyncSocket.check_ping_timeout,
+        "77616d5ca7809257",
+    ),
+    "engineio AsyncSocket.receive (socket_loop's MESSAGE and PONG paths)": (
+        AsyncSocket.receive,
+        "a91ae36ec2fb5340",
+    ),
+    "engineio AsyncSocket.schedule_ping (Direct.pong)": (
+        AsyncSocket.schedule_ping,
+        "fe316639159cd70d",
+    ),
+    "engineio AsyncSocket._send_ping (Direct._ping)": (AsyncSocket._send_ping, "67db82a704ea49d0"),
+    "engineio AsyncSocket.close (flags and the queue socket_loop relies on)": (
+        AsyncSocket.close,
+        "faa2e93902543244",
+    ),
+    "engineio AsyncSocket._upgrade_websocket (calls the driver with _websocket_handler)": (
+        AsyncSocket._upgrade_websocket,
+        "820b83efe96adb98",
+    ),
+    "engineio AsyncServer._handle_connect (OPEN queued before the websocket loop)": (
+        eio_server.AsyncServer._handle_connect,
+        "5bd7edc1d1ae115a",
+    ),
+    "engineio AsyncServer._trigger_event (socket_loop's MESSAGE path)": (
+        eio_server.AsyncServer._trigger_event,
+        "4a09b6e47eb66532",
+    ),
+    "engineio AsyncServer.send (emit.send_encoded's fallback)": (
+        eio_server.AsyncServer.send,
+        "ff1fdb18f1c30bb3",
+    ),
+    "engineio AsyncServer.send_packet (emit.InlineEmit's fallback)": (
+        eio_server.AsyncServer.send_packet,
+        "c54317440865030d",
+    ),
+    "engineio Packet.decode (socket_loop's MESSAGE test)": (
+        eio_packet.Packet.decode,
+        "18e27ff7fd56addd",
+    ),
+    "engineio aiohttp WebSocket driver (websocket.WebSocketDriver)": (
         engineio_aiohttp.WebSocket,
         "96fbcb0d1f45694a",
     ),
-    "socketio AsyncManager.emit (fast.InlineEmit.emit)": (AsyncManager.emit, "01ccd5b82b4f955e"),
-    "socketio Packet.__init__ (fast.FastPacket)": (packet.Packet.__init__, "5fe2fa797e082c1d"),
-    "socketio Packet.encode (fast.FastPacket.encode)": (packet.Packet.encode, "513c45be75181da2"),
+    "socketio AsyncServer._handle_eio_message (dispatch.Dispatcher.event)": (
+        sio_server.AsyncServer._handle_eio_message,
+        "bef50fc0e1635921",
+    ),
+    "socketio AsyncServer._handle_event (dispatch._handle_event)": (
+        sio_server.AsyncServer._handle_event,
+        "65178105ef8b593d",
+    ),
+    "socketio AsyncServer._handle_event_internal (dispatch._run)": (
+        sio_server.AsyncServer._handle_event_internal,
+        "472e8b723a12d507",
+    ),
+    "socketio AsyncServer._trigger_event (dispatch.Dispatcher.event)": (
+        sio_server.AsyncServer._trigger_event,
+        "01ba90cfa09ba43e",
+    ),
+    "socketio BaseServer._get_event_handler (dispatch.Dispatcher.event)": (
+        sio_base.BaseServer._get_event_handler,
+        "e18d9a6570aaaaf4",
+    ),
+    "socketio BaseServer._get_namespace_handler (dispatch.Dispatcher.event)": (
+        sio_base.BaseServer._get_namespace_handler,
+        "3672467a1c13f704",
+    ),
+    "socketio AsyncNamespace.trigger_event (dispatch._run)": (
+        socketio.AsyncNamespace.trigger_event,
+        "95e90e5e1d98c31a",
+    ),
+    "socketio AsyncServer._send_packet (dispatch._send_packet)": (
+        sio_server.AsyncServer._send_packet,
+        "a00022b42c1c29e9",
+    ),
+    "socketio AsyncServer._send_eio_packet (emit.InlineEmit's fallback)": (
+        sio_server.AsyncServer._send_eio_packet,
+        "64cf72a2ab7d75b1",
+    ),
+    "socketio AsyncManager.emit (emit.InlineEmit.emit)": (AsyncManager.emit, "01ccd5b82b4f955e"),
+    "socketio Packet.__init__ (packets.FastPacket)": (packet.Packet.__init__, "5fe2fa797e082c1d"),
+    "socketio Packet.encode (packets.FastPacket.encode)": (
+        packet.Packet.encode,
+        "513c45be75181da2",
+    ),
+    "socketio Packet.decode (packets.split)": (packet.Packet.decode, "61ad7904b539f472"),
 }
 
 
@@ -49,16 +139,29 @@ def test_replaced_code_unchanged(what: str) -> None:
 
 def test_private_hooks_exist() -> None:
     # fast.install swaps the websocket driver in engine.io's private driver table
-    import socketio
-
-    sio = socketio.AsyncServer(async_mode="aiohttp")
+    sio = socketio.AsyncServer(async_mode="aiohttp", **fast.server_options(fast=True))
     assert callable(sio.eio._async["websocket"])
+    message_handler = sio.eio.handlers["message"]
     fast.install(sio, fast=True, deflate=False)
     assert sio.eio._async["websocket"] is not engineio_aiohttp.WebSocket
+    # the server methods the fast path replaces on the instance, and what it reads
+    assert sio._send_packet.__func__ is not sio_server.AsyncServer._send_packet
+    assert sio._handle_event.__func__ is not sio_server.AsyncServer._handle_event
+    assert sio.eio.handlers["message"] == message_handler == sio._handle_eio_message
+    assert isinstance(sio._binary_packet, dict) and isinstance(sio.eio.sockets, dict)
+    assert sio.reserved_events == ["connect", "disconnect"]
+    assert isinstance(sio_server.task_reference_holder, set)
+    assert sio.async_handlers is True and sio.eio.async_handlers is False
     # InlineEmit relies on these manager/server internals
     assert hasattr(AsyncManager, "_generate_ack_id")
     assert hasattr(socketio.AsyncServer, "_send_eio_packet")
     assert hasattr(socketio.AsyncServer, "_send_packet")
+
+
+def test_plain_install_changes_only_the_driver() -> None:
+    sio = socketio.AsyncServer(async_mode="aiohttp")
+    fast.install(sio, fast=False, deflate=False)
+    assert "_send_packet" not in vars(sio) and "_handle_event" not in vars(sio)
 
 
 def test_inline_emit_composes_with_the_redis_manager() -> None:

@@ -1,0 +1,392 @@
+"""engine.io's websocket transport on aiohttp, with the per-message costs taken out.
+
+``WebSocketDriver`` replaces engine.io's aiohttp ``WebSocket`` wrapper: permessage-deflate only
+when configured (aiohttp accepts it whenever a client asks: four times the memory per client),
+and the connection run by ``socket_loop`` instead of ``AsyncSocket._websocket_handler``:
+
+- reading: no task and ``wait_for`` per message; one timer per connection watches the silence
+  limit (``ping_interval + ping_timeout``) and cancels the read when it passes. A text MESSAGE
+  (``4`` + a Socket.IO packet) or a binary one goes straight to the message handler, without an
+  engine.io ``Packet`` and ``AsyncSocket.receive``; every other packet takes engine.io's path.
+- writing, once the websocket carries the connection (uncompressed): ``AsyncSocket.send`` of that
+  socket writes the frame itself instead of queueing the packet for a writer task, and the frames
+  written to one socket during one pass of the event loop leave in one ``transport.write`` (one
+  ``send()``) at the start of the next pass. Packets queued before (the OPEN packet, anything
+  queued during an upgrade from polling) go first, in order. With compression the queue and the
+  writer task stay, as in engine.io.
+
+What stays as in engine.io 4.15.1: the upgrade handshake from polling; ``send`` raising
+``SocketIsClosedError`` on a closed socket and closing one whose pong is late; a send never
+waiting for the client (engine.io's queue is unbounded, so is the transport's buffer here); at the
+end the remaining frames, then the websocket close, then ``socket.close(abort=True)``. Frames
+still buffered when a close frame has gone out are dropped, as engine.io's writer drops them. A
+socket closed by engine.io whose client keeps the websocket open is closed after the silence limit
+(engine.io's writer: after that long without a packet to send)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+import engineio
+from aiohttp import web
+from engineio import packet as eio_packet
+from engineio.async_socket import AsyncSocket
+
+_TEXT = 0x81  # FIN + text opcode
+_BINARY = 0x82  # FIN + binary opcode
+_LEN16 = struct.Struct("!BBH").pack
+_LEN64 = struct.Struct("!BBQ").pack
+
+
+def _header(first: int, size: int) -> bytes:
+    if size < 126:
+        return bytes((first, size))
+    if size < 65536:
+        return _LEN16(first, 126, size)
+    return _LEN64(first, 127, size)
+
+
+class Flusher:
+    """Sockets written to during this pass of the event loop; their frames go out in the next."""
+
+    __slots__ = ("_pending", "_scheduled_on")
+
+    def __init__(self) -> None:
+        self._pending: list[Direct] = []
+        self._scheduled_on: asyncio.AbstractEventLoop | None = None
+
+    def add(self, conn: Direct) -> None:
+        self._pending.append(conn)
+        if self._scheduled_on is not conn.loop:
+            self._scheduled_on = conn.loop
+            conn.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        self._scheduled_on = None
+        for conn in pending:
+            conn.flush()
+
+
+class Direct:
+    """One engine.io socket's packets written straight to its websocket (see module doc)."""
+
+    __slots__ = (
+        "_log",
+        "_parts",
+        "flusher",
+        "loop",
+        "ping_timeout",
+        "response",
+        "socket",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        socket: Any,
+        response: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        flusher: Flusher,
+    ) -> None:
+        self.socket = socket
+        self.response = response
+        self.transport = transport
+        self.flusher = flusher
+        self.loop = asyncio.get_running_loop()
+        self.ping_timeout = socket.server.ping_timeout
+        self._log = socket.server.logger.isEnabledFor(logging.INFO)
+        self._parts: list[bytes] = []
+
+    async def send(self, pkt: Any) -> None:
+        """``AsyncSocket.send`` (engine.io 4.15.1) of this socket, writing instead of queueing."""
+        socket = self.socket
+        if socket.closed:
+            raise engineio.exceptions.SocketIsClosedError()
+        last = socket.last_ping
+        if last and time.time() - last > self.ping_timeout:
+            # the pong is late: engine.io's check closes the socket and the packet is dropped
+            if not await socket.check_ping_timeout():
+                return
+        encoded = pkt.encode()
+        if isinstance(encoded, str):
+            self._frame(_TEXT, encoded.encode())
+        else:
+            self._frame(_BINARY, encoded)
+        if self._log:
+            socket.server.logger.info(
+                "%s: Sending packet %s data %s",
+                socket.sid,
+                eio_packet.packet_names[pkt.packet_type],
+                pkt.data if not isinstance(pkt.data, bytes) else "<binary>",
+            )
+
+    def send_message(self, data: str | bytes) -> bool:
+        """Write an engine.io MESSAGE now if ``send`` would do nothing else; else ``False``."""
+        socket = self.socket
+        if socket.closed or self._log:
+            return False
+        last = socket.last_ping
+        if last and time.time() - last > self.ping_timeout:
+            return False
+        if isinstance(data, str):
+            self._frame(_TEXT, b"4" + data.encode())
+        else:
+            self._frame(_BINARY, data)
+        return True
+
+    def pong(self) -> None:
+        """``AsyncSocket.receive`` of a PONG: ``schedule_ping``, with ``_send_ping`` a timer."""
+        socket = self.socket
+        if socket.last_ping:
+            socket.last_ping = None
+            self.loop.call_later(socket.server.ping_interval, self._ping)
+
+    def _ping(self) -> None:
+        socket = self.socket
+        if not socket.closing and not socket.closed:
+            socket.last_ping = time.time()
+            self._frame(_TEXT, b"2")
+
+    def _frame(self, first: int, payload: bytes) -> None:
+        parts = self._parts
+        if not parts:
+            self.flusher.add(self)
+        parts.append(_header(first, len(payload)))
+        parts.append(payload)
+
+    def flush(self) -> None:
+        parts = self._parts
+        if not parts:
+            return
+        self._parts = []
+        if self.response.closed or self.transport.is_closing():
+            return  # a close frame has gone out (or is going): nothing may follow it
+        self.transport.write(b"".join(parts))
+
+
+class WebSocketDriver:
+    """engine.io's aiohttp ``WebSocket`` wrapper, with compression and the loop chosen here."""
+
+    def __init__(
+        self,
+        handler: Callable[[Any], Any],
+        server: Any,
+        *,
+        fast: bool,
+        deflate: bool,
+        activity: Any,
+        flusher: Flusher,
+        dispatcher: Any = None,
+    ) -> None:
+        self.handler = handler
+        self.server = server
+        self.environ: dict[str, Any] = {}
+        self._fast = fast
+        self._deflate = deflate
+        self._activity = activity
+        self._flusher = flusher
+        self._dispatcher = dispatcher
+        self._sock: web.WebSocketResponse | None = None
+
+    async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
+        request = environ["aiohttp.request"]
+        sock = web.WebSocketResponse(
+            max_msg_size=self.server.max_http_buffer_size, compress=self._deflate
+        )
+        self._sock = sock
+        await sock.prepare(request)
+        self.environ = environ
+        owner = getattr(self.handler, "__self__", None)
+        if self._fast and isinstance(owner, AsyncSocket):
+            await socket_loop(owner, self, self._activity, self._flusher, self._dispatcher)
+        else:
+            await self.handler(self)
+        return sock
+
+    @property
+    def response(self) -> web.WebSocketResponse:
+        assert self._sock is not None
+        return self._sock
+
+    async def close(self) -> None:
+        await self.response.close()
+
+    async def send(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            await self.response.send_bytes(message)
+        else:
+            await self.response.send_str(message)
+
+    async def wait(self) -> str | bytes:
+        msg = await self.response.receive()
+        if not isinstance(msg.data, bytes | str):
+            raise OSError()
+        return msg.data
+
+
+async def _upgrade(socket: Any, ws: WebSocketDriver) -> bool:
+    """The probe and UPGRADE of a socket coming from polling, exactly as engine.io does them."""
+    socket.upgrading = True
+    try:
+        pkt = await ws.wait()
+    except OSError:
+        return False
+    probe = eio_packet.Packet(encoded_packet=pkt)
+    if probe.packet_type != eio_packet.PING or probe.data != "probe":
+        socket.upgrading = False
+        return False
+    await ws.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
+    await socket.queue.put(eio_packet.Packet(eio_packet.NOOP))
+    try:
+        pkt = await ws.wait()
+    except OSError:
+        socket.upgrading = False
+        return False
+    if eio_packet.Packet(encoded_packet=pkt).packet_type != eio_packet.UPGRADE:
+        socket.upgraded = False
+        socket.upgrading = False
+        return False
+    socket.upgraded = True
+    socket.upgrading = False
+    return True
+
+
+async def _queued_writer(socket: Any, ws: WebSocketDriver) -> None:
+    """engine.io's writer task (kept for compressed websockets)."""
+    while True:
+        try:
+            packets = await socket.poll()
+        except engineio.exceptions.QueueEmpty:
+            break
+        if not packets:
+            break
+        try:
+            for out in packets:
+                await ws.send(out.encode())
+        except Exception:
+            break
+    await ws.close()
+
+
+async def socket_loop(
+    socket: Any, ws: WebSocketDriver, activity: Any, flusher: Flusher, dispatcher: Any = None
+) -> None:
+    """``AsyncSocket._websocket_handler`` (engine.io 4.15.1), as the module doc describes."""
+    server = socket.server
+    limit = server.ping_interval + server.ping_timeout
+    max_size = server.max_http_buffer_size
+
+    if socket.connected:
+        if not await _upgrade(socket, ws):
+            return
+    else:
+        socket.connected = True
+        socket.upgraded = True
+
+    direct: Direct | None = None
+    writer_task: asyncio.Future[None] | None = None
+    transport = ws.environ["aiohttp.request"].transport
+    if ws.response.compress or transport is None:
+        writer_task = asyncio.ensure_future(_queued_writer(socket, ws))
+    else:
+        direct = Direct(socket, ws.response, transport, flusher)
+        queue = socket.queue
+        while not queue.empty():
+            pkt = queue.get_nowait()
+            queue.task_done()
+            if pkt is not None:
+                await direct.send(pkt)
+        socket.send = direct.send  # this socket's sends are written from now on
+        socket.fast_direct = direct
+
+    on_message = server.handlers.get("message")
+    lean = (
+        on_message is not None
+        and not server.async_handlers
+        and asyncio.iscoroutinefunction(on_message)
+        and not server.logger.isEnabledFor(logging.INFO)
+    )
+    sid = socket.sid
+    loop = asyncio.get_running_loop()
+    reader = asyncio.current_task()
+    assert reader is not None
+    last = loop.time()
+    closed_at: float | None = None
+    waiting = False
+    expired = False
+    handle: asyncio.TimerHandle | None = None
+
+    def watchdog() -> None:
+        nonlocal handle, expired, closed_at
+        now = loop.time()
+        due = last + limit
+        if socket.closed:
+            closed_at = now if closed_at is None else closed_at
+            due = min(due, closed_at + limit)
+        if now >= due and (waiting or socket.closed):
+            expired = True
+            if waiting:
+                reader.cancel()
+            return
+        handle = loop.call_at(max(due, now + 0.05), watchdog)
+
+    handle = loop.call_at(last + limit, watchdog)
+    try:
+        while not expired:
+            waiting = True
+            try:
+                data = await ws.wait()
+            except asyncio.CancelledError:
+                if expired:
+                    reader.uncancel()
+                    break
+                raise
+            except Exception:
+                break
+            finally:
+                waiting = False
+            last = loop.time()
+            if data and len(data) > max_size:
+                break
+            if activity is not None:
+                activity.messages += 1
+            if lean and (isinstance(data, bytes) or (data[:1] == "4" and data[1:2].isnumeric())):
+                # engine.io's MESSAGE path: AsyncSocket.receive -> AsyncServer._trigger_event
+                try:
+                    if isinstance(data, bytes):
+                        await on_message(sid, data)
+                    elif dispatcher is None or not dispatcher.event(sid, data[1:]):
+                        await on_message(sid, data[1:])
+                except asyncio.CancelledError:
+                    pass
+                except Exception:
+                    server.logger.exception("message async handler error")
+                continue
+            if lean and data == "3" and direct is not None:
+                direct.pong()
+                continue
+            try:
+                await socket.receive(eio_packet.Packet(encoded_packet=data))
+            except engineio.exceptions.UnknownPacketError:
+                pass
+            except engineio.exceptions.SocketIsClosedError:
+                break
+            except Exception:
+                server.logger.exception("Unknown receive error")
+    finally:
+        if handle is not None:
+            handle.cancel()
+    if writer_task is not None:
+        await socket.queue.put(None)
+        await writer_task
+    else:
+        assert direct is not None
+        direct.flush()
+        await ws.close()
+    await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)

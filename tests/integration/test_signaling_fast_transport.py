@@ -1,0 +1,197 @@
+"""engine.io over the fast path's websocket, frame by frame: order, one write per pass, pings,
+silent clients and closes. A raw websocket client speaks engine.io / Socket.IO text here, so what
+the server puts on the wire is what is checked; every case runs against the plain server too."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import WSMsgType
+from aiohttp.test_utils import TestServer
+
+from tests.integration.test_signaling_fast import ECHO, SERVERS, SIO, build
+
+PING = (0.2, 0.4)  # interval, timeout: engine.io closes after 0.6 s without a pong
+
+
+class Raw:
+    """One engine.io websocket connection, connected to the /echo namespace."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.eio_sid = self.sid = ""
+
+    async def start(self) -> None:
+        opening = await self.ws.receive_str(timeout=5)
+        assert opening.startswith("0{")
+        self.eio_sid = json.loads(opening[1:])["sid"]
+        await self.ws.send_str("40/echo,")
+        connected = await self.ws.receive_str(timeout=5)
+        assert connected.startswith("40/echo,{")
+        self.sid = json.loads(connected[len("40/echo,") :])["sid"]
+
+    async def frame(self, timeout: float = 5) -> str:
+        """The next text frame, engine.io pings included."""
+        return await self.ws.receive_str(timeout=timeout)
+
+    async def frames(self, count: int, timeout: float = 5) -> list[str]:
+        """The next ``count`` text frames other than pings, which are answered."""
+        got: list[str] = []
+        async with asyncio.timeout(timeout):
+            while len(got) < count:
+                frame = await self.ws.receive_str()
+                if frame == "2":
+                    await self.ws.send_str("3")
+                else:
+                    got.append(frame)
+        return got
+
+    async def closed(self, timeout: float) -> list[str]:
+        """Read until the server closes the websocket; the text frames seen on the way."""
+        seen: list[str] = []
+        async with asyncio.timeout(timeout):
+            while True:
+                msg = await self.ws.receive()
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING):
+                    return seen
+                assert msg.type is WSMsgType.TEXT
+                seen.append(msg.data)
+
+
+@pytest.fixture(params=["fast", "plain", "fast-deflate"])
+async def server(request: pytest.FixtureRequest, aiohttp_server: Any) -> TestServer:
+    app = build(*SERVERS[request.param], ping=PING)
+    started: TestServer = await aiohttp_server(app, host="127.0.0.1")
+    return started
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def connect(server: TestServer, http: aiohttp.ClientSession) -> Raw:
+    """The client asks for permessage-deflate, as browsers do: only fast-deflate accepts it (and
+    keeps engine.io's queue and writer task for it)."""
+    url = f"http://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket"
+    raw = Raw(await http.ws_connect(url, compress=15, autoping=False))
+    await raw.start()
+    return raw
+
+
+async def test_a_burst_keeps_its_order_on_the_wire(
+    server: TestServer, http: aiohttp.ClientSession
+) -> None:
+    raw = await connect(server, http)
+    await raw.ws.send_str('42/echo,7["burst",4]')
+    assert await raw.frames(5) == [
+        '42/echo,["tick",0]',
+        '42/echo,["tick",1]',
+        '42/echo,["tick",2]',
+        '42/echo,["tick",3]',
+        "43/echo,7[4]",
+    ]
+    # an event without an ack id gets no ack; the next one with an id does
+    await raw.ws.send_str('42/echo,["burst",1]')
+    await raw.ws.send_str('42/echo,8["echo","done"]')
+    assert await raw.frames(2) == ['42/echo,["tick",0]', '43/echo,8["done"]']
+
+
+async def test_pings_keep_coming_while_pongs_answer(
+    server: TestServer, http: aiohttp.ClientSession
+) -> None:
+    raw = await connect(server, http)
+    times: list[float] = []
+    async with asyncio.timeout(5):
+        while len(times) < 4:
+            if await raw.frame() == "2":
+                times.append(time.monotonic())
+                await raw.ws.send_str("3")
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(gap >= PING[0] * 0.75 for gap in gaps), gaps
+    # still connected: a call is answered
+    await raw.ws.send_str('42/echo,1["echo","alive"]')
+    assert await raw.frames(1) == ['43/echo,1["alive"]']
+
+
+async def test_a_client_that_stops_answering_pings_is_closed(
+    server: TestServer, http: aiohttp.ClientSession
+) -> None:
+    raw = await connect(server, http)
+    started = time.monotonic()
+    seen = await raw.closed(timeout=5)
+    assert time.monotonic() - started >= PING[0]
+    assert set(seen) <= {"2", "1"}
+    assert await server.app[ECHO].wait_gone(raw.sid) in ("ping timeout", "transport close")
+
+
+@pytest.mark.parametrize("chatty", [False, True], ids=["silent", "chatty"])
+async def test_engine_io_close_then_a_client_that_keeps_the_websocket_open(
+    server: TestServer, http: aiohttp.ClientSession, chatty: bool
+) -> None:
+    raw = await connect(server, http)
+    sio = server.app[SIO]
+
+    async def chatter() -> None:
+        while True:  # load, not synchronisation: a client that keeps talking after CLOSE
+            await raw.ws.send_str("3")
+            await asyncio.sleep(PING[0] / 4)
+
+    talking = asyncio.create_task(chatter()) if chatty else None
+    try:
+        await sio.eio.disconnect(raw.eio_sid)
+        # the CLOSE packet arrives and the client does not close: the server closes the
+        # websocket (after about the silence limit; bounded here well above it)
+        seen = await raw.closed(timeout=5)
+    finally:
+        if talking is not None:
+            talking.cancel()
+            await asyncio.gather(talking, return_exceptions=True)
+    assert "1" in seen
+    assert await server.app[ECHO].wait_gone(raw.sid) == "server disconnect"
+
+
+async def test_client_close_packet_closes_the_socket(
+    server: TestServer, http: aiohttp.ClientSession
+) -> None:
+    raw = await connect(server, http)
+    assert raw.sid not in server.app[ECHO].gone
+    await raw.ws.send_str("1")
+    assert await server.app[ECHO].wait_gone(raw.sid) == "client disconnect"
+    await raw.ws.close()
+
+
+async def test_frames_for_one_client_in_one_pass_leave_in_one_write(
+    aiohttp_server: Any, http: aiohttp.ClientSession
+) -> None:
+    app = build(True, False)
+    server: TestServer = await aiohttp_server(app, host="127.0.0.1")
+    raw = await connect(server, http)
+    direct = app[SIO].eio.sockets[raw.eio_sid].fast_direct
+    writes: list[bytes] = []
+    write = direct.transport.write
+
+    def spy(data: bytes) -> None:
+        writes.append(bytes(data))
+        write(data)
+
+    direct.transport.write = spy
+    await raw.ws.send_str('42/echo,7["burst",3]')
+    frames = await raw.frames(4)
+    assert frames[-1] == "43/echo,7[3]"
+    assert len(writes) == 1
+    # the one write holds four complete websocket frames, as RFC 6455 lays them out
+    payloads, data = [], writes[0]
+    while data:
+        assert data[0] == 0x81 and data[1] < 126
+        payloads.append(data[2 : 2 + data[1]].decode())
+        data = data[2 + data[1] :]
+    assert payloads == frames
