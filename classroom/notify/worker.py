@@ -41,6 +41,7 @@ class WorkerOptions:
     retry_max_seconds: float = 3600.0
     poll_seconds: float = 5.0
     batch_size: int = 20
+    linger_seconds: float = 0.1  # after a wake-up, before claiming
 
 
 def backoff(attempts: int, base: float, cap: float, jitter: float = 0.2) -> float:
@@ -86,6 +87,7 @@ class OutboxWorker:
         self.name = name or f"outbox-{uuid.uuid4().hex[:8]}"
         self._clock = clock
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._outcomes = OutcomeWriter(db)
@@ -114,6 +116,7 @@ class OutboxWorker:
         if self._closed:
             return
         self._closed = True
+        self._stopping.set()
         task, self._task = self._task, None
         if task is not None:
             self._wake.set()
@@ -145,7 +148,19 @@ class OutboxWorker:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
             except TimeoutError:
-                pass
+                continue
+            await self._linger()
+
+    async def _linger(self) -> None:
+        """Woken by a commit: let the commits right behind it join the same pass (one claim and
+        one outcome transaction for many rows rather than per row), unless closing."""
+        if self.options.linger_seconds <= 0:
+            return
+        try:
+            async with asyncio.timeout(self.options.linger_seconds):
+                await self._stopping.wait()
+        except TimeoutError:
+            pass
 
     # --- one pass ------------------------------------------------------------------------
 

@@ -10,10 +10,18 @@ from sqlalchemy import event, update
 
 from classroom.db.engine import Database
 from classroom.db.tables import OutboxMessage, utcnow
+from classroom.notify.delivery import Channels, Claimed
 from classroom.notify.mail import FolderTransport
-from classroom.notify.outbox import EMAIL, enqueue
+from classroom.notify.outbox import EMAIL, after_commit, enqueue
 from classroom.notify.outcomes import Outcome, OutcomeWriter, write
-from tests.integration.test_notify_receivers import drain, make_worker, outbox_rows
+from classroom.notify.worker import OutboxWorker, WorkerOptions
+from tests.integration.test_notify_receivers import (
+    MAIL_FROM,
+    drain,
+    make_worker,
+    outbox_rows,
+    wait_until,
+)
 
 
 async def _emails(db: Database, count: int) -> None:
@@ -115,3 +123,53 @@ async def test_a_worker_delivers_a_batch_and_records_every_outcome(
 
 def _written(folder: Path) -> list[Path]:
     return list(folder.glob("*.eml"))
+
+
+class _CountingWorker(OutboxWorker):
+    passes: list[int]
+    claims = 0
+
+    async def claim(self) -> list[Claimed]:
+        claimed = await super().claim()
+        self.claims += 1
+        if claimed:
+            self.passes.append(len(claimed))
+        return claimed
+
+
+async def test_commits_right_behind_a_wake_up_go_in_the_same_pass(
+    db: Database, tmp_path: Path
+) -> None:
+    options = WorkerOptions(
+        max_attempts=3,
+        lease_seconds=30,
+        retry_base_seconds=1,
+        retry_max_seconds=1,
+        poll_seconds=60,
+        linger_seconds=2,
+    )
+    worker = _CountingWorker(db, Channels(FolderTransport(tmp_path), MAIL_FROM), options)
+    worker.passes = []
+    worker.start()
+    try:
+        await wait_until(lambda: worker.claims > 0)  # its first pass found nothing
+        for n in range(5):  # five commits, each waking the worker
+            async with db.transaction() as tx:
+                await enqueue(
+                    tx,
+                    kind=EMAIL,
+                    topic="session.completed",
+                    key=f"email-{n}",
+                    payload={"to": "s@example.test", "subject": "Hi", "text": "t", "html": "h"},
+                    recipient="s@example.test",
+                )
+                after_commit(tx, worker.wake)
+
+        async def all_sent() -> bool:
+            rows = await outbox_rows(db)
+            return len(rows) == 5 and all(row.status == "sent" for row in rows)
+
+        await wait_until(all_sent, timeout=20)
+    finally:
+        await worker.close()
+    assert worker.passes == [5]
