@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from socketio import packet
 
-from classroom.signaling.fast.packets import FastPacket, split
+from classroom.signaling.fast.packets import FastPacket, split, text_packet
 
 PREFIXES = ["2", "3", "0", "1", "4", "5", "6"]
 NAMESPACES = ["", "/relay,", "/a-b,", "/q?x=1,", "/,", "/relay", "/é,"]
@@ -96,3 +96,16 @@ def test_encode_reads_back_the_same_for_text_and_binary() -> None:
             assert fields(packet.Packet(encoded_packet=fast)) == fields(
                 packet.Packet(encoded_packet=reference)
             )
+
+
+@pytest.mark.parametrize("namespace", ["/", "/relay"])
+@pytest.mark.parametrize("ack_id", [None, 0, 12])
+@pytest.mark.parametrize("kind", [packet.EVENT, packet.ACK])
+def test_text_packet_is_what_fast_packet_encodes(
+    namespace: str, ack_id: int | None, kind: int
+) -> None:
+    for data in (["relay", {"room": "r", "n": [1, 2.5, None, True]}], [{"ok": True}], []):
+        expected = FastPacket(kind, data=data, namespace=namespace, id=ack_id).encode()
+        assert text_packet(kind, namespace, data, ack_id) == expected
+    # binary payloads are FastPacket's to build
+    assert text_packet(kind, namespace, ["blob", b"\x00"], ack_id) is None

@@ -28,7 +28,7 @@ from socketio import packet as sio_packet
 from socketio.async_server import task_reference_holder
 
 from classroom.signaling.fast.emit import send_encoded
-from classroom.signaling.fast.packets import split
+from classroom.signaling.fast.packets import FastPacket, split, text_packet
 
 _DEFAULT_TRIGGER = socketio.AsyncNamespace.trigger_event
 
@@ -102,8 +102,11 @@ async def _run(
         args = list(result)
     else:
         args = [result]
-    pkt = sio.packet_class(sio_packet.ACK, namespace=namespace, id=ack_id, data=args)
-    await send_encoded(sio, eio_sid, pkt.encode())
+    packet_class = sio.packet_class
+    encoded = (
+        text_packet(sio_packet.ACK, namespace, args, ack_id) if packet_class is FastPacket else None
+    ) or packet_class(sio_packet.ACK, namespace=namespace, id=ack_id, data=args).encode()
+    await send_encoded(sio, eio_sid, encoded)
 
 
 async def _send_packet(self: Any, eio_sid: str, pkt: Any) -> None:

@@ -18,6 +18,8 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from classroom.signaling.fast.packets import FastPacket, text_packet
+
 log = logging.getLogger(__name__)
 
 
@@ -64,9 +66,12 @@ class InlineEmit(socketio.AsyncManager):  # type: ignore[misc]
             return
         server = self.server
         if not callback:
-            encoded = server.packet_class(
-                sio_packet.EVENT, namespace=namespace, data=[event, *args]
-            ).encode()
+            packet_class = server.packet_class
+            encoded = (
+                text_packet(sio_packet.EVENT, namespace, [event, *args])
+                if packet_class is FastPacket
+                else None
+            ) or packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *args]).encode()
             parts = encoded if isinstance(encoded, list) else [encoded]
             sockets = server.eio.sockets
             for _sid, eio_sid in recipients:

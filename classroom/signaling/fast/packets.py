@@ -16,8 +16,8 @@ _ORJSON_OPTIONS = (
     | orjson.OPT_PASSTHROUGH_DATETIME
     | orjson.OPT_PASSTHROUGH_SUBCLASS
 )
-_EVENT_OR_ACK = frozenset("23")
-_DIGITS = re.compile("[0-9]*")
+# A text EVENT or ACK, in a namespace or not, with an id or not, its JSON next (see ``split``).
+_USUAL = re.compile(r"([23])(?:(/[^,?]*),)?([0-9]{0,99})(?=\[|\Z)").match
 
 
 class FastJson:
@@ -111,21 +111,21 @@ def split(text: str) -> tuple[int, str | None, int | None, int] | None:
     ASCII digits or none, then ``[`` or the end. ``None`` for anything else (attachments, other
     packet types, anything unusual): ``Packet.decode`` reads those. Where this answers, it finds
     exactly what ``Packet.decode`` (python-socketio 5.18.1) finds."""
-    first = text[:1]
-    if first not in _EVENT_OR_ACK:
+    match = _USUAL(text)
+    if match is None:
         return None
-    namespace: str | None = None
-    start = 1
-    if text[1:2] == "/":
-        comma = text.find(",", 2)
-        if comma == -1:
-            return None
-        namespace = text[1:comma]
-        if "?" in namespace:
-            return None
-        start = comma + 1
-    match = _DIGITS.match(text, start)
-    end = match.end() if match is not None else start
-    if end - start >= 100 or (end < len(text) and text[end] != "["):
+    kind, namespace, digits = match.groups()
+    return ord(kind) - 48, namespace, int(digits) if digits else None, match.end()
+
+
+def text_packet(kind: int, namespace: str, data: Any, ack_id: int | None = None) -> str | None:
+    """``FastPacket(kind, data, namespace, ack_id).encode()`` for an EVENT or ACK whose data
+    JSON can carry; ``None`` when it cannot (binary: ``FastPacket`` builds that one)."""
+    try:
+        body = orjson.dumps(data, option=_ORJSON_OPTIONS)
+    except TypeError:
         return None
-    return ord(first) - 48, namespace, int(text[start:end]) if end > start else None, end
+    head = str(kind) if namespace == "/" else f"{kind}{namespace},"
+    if ack_id is not None:
+        head += str(ack_id)
+    return head + body.decode()

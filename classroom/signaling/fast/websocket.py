@@ -43,9 +43,12 @@ _LEN16 = struct.Struct("!BBH").pack
 _LEN64 = struct.Struct("!BBQ").pack
 
 
+_SHORT = {first: [bytes((first, size)) for size in range(126)] for first in (_TEXT, _BINARY)}
+
+
 def _header(first: int, size: int) -> bytes:
     if size < 126:
-        return bytes((first, size))
+        return _SHORT[first][size]
     if size < 65536:
         return _LEN16(first, 126, size)
     return _LEN64(first, 127, size)
@@ -257,6 +260,16 @@ async def _upgrade(socket: Any, ws: WebSocketDriver) -> bool:
     return True
 
 
+async def _deliver(server: Any, on_message: Any, sid: str, data: str | bytes) -> None:
+    """``AsyncServer._trigger_event('message', ...)`` as ``AsyncSocket.receive`` calls it."""
+    try:
+        await on_message(sid, data)
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        server.logger.exception("message async handler error")
+
+
 async def _queued_writer(socket: Any, ws: WebSocketDriver) -> None:
     """engine.io's writer task (kept for compressed websockets)."""
     while True:
@@ -337,11 +350,13 @@ async def socket_loop(
         handle = loop.call_at(max(due, now + 0.05), watchdog)
 
     handle = loop.call_at(last + limit, watchdog)
+    receive = ws.response.receive
+    clock = time.monotonic  # the clock of asyncio's loop.time()
     try:
         while not expired:
             waiting = True
             try:
-                data = await ws.wait()
+                data = (await receive()).data
             except asyncio.CancelledError:
                 if expired:
                     reader.uncancel()
@@ -351,26 +366,32 @@ async def socket_loop(
                 break
             finally:
                 waiting = False
-            last = loop.time()
-            if data and len(data) > max_size:
-                break
-            if activity is not None:
-                activity.messages += 1
-            if lean and (isinstance(data, bytes) or (data[:1] == "4" and data[1:2].isnumeric())):
-                # engine.io's MESSAGE path: AsyncSocket.receive -> AsyncServer._trigger_event
-                try:
-                    if isinstance(data, bytes):
-                        await on_message(sid, data)
-                    elif dispatcher is None or not dispatcher.event(sid, data[1:]):
-                        await on_message(sid, data[1:])
-                except asyncio.CancelledError:
-                    pass
-                except Exception:
-                    server.logger.exception("message async handler error")
-                continue
-            if lean and data == "3" and direct is not None:
-                direct.pong()
-                continue
+            last = clock()
+            if data.__class__ is str:
+                text: str = data
+                if len(text) > max_size:
+                    break
+                if activity is not None:
+                    activity.messages += 1
+                if lean and text[:1] == "4" and text[1:2].isnumeric():
+                    # engine.io's MESSAGE path: AsyncSocket.receive -> AsyncServer._trigger_event
+                    if dispatcher is not None and dispatcher.event(sid, text[1:]):
+                        continue
+                    await _deliver(server, on_message, sid, text[1:])
+                    continue
+                if lean and text == "3" and direct is not None:
+                    direct.pong()
+                    continue
+            elif data.__class__ is bytes:
+                if len(data) > max_size:
+                    break
+                if activity is not None:
+                    activity.messages += 1
+                if lean:
+                    await _deliver(server, on_message, sid, data)
+                    continue
+            else:
+                break  # closing, closed or an error: engine.io's wait() raises here
             try:
                 await socket.receive(eio_packet.Packet(encoded_packet=data))
             except engineio.exceptions.UnknownPacketError:
