@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.db.tables import OutboxMessage, new_id, utcnow
@@ -36,6 +36,17 @@ EVENT_TYPES = (
     "session.missed",
 )
 _PRESENCE = ("participant.joined", "participant.left")
+_LAST_PRESENCE = (  # built once
+    select(OutboxMessage.topic)
+    .where(
+        OutboxMessage.kind == WEBHOOK,
+        OutboxMessage.session_id == bindparam("session_id"),
+        OutboxMessage.subject_id == bindparam("user_id"),
+        OutboxMessage.topic.in_(_PRESENCE),
+    )
+    .order_by(OutboxMessage.sequence.desc())
+    .limit(1)
+)
 
 
 def iso(value: datetime) -> str:
@@ -87,20 +98,9 @@ async def enqueue_event(
 
 async def last_presence_event(tx: AsyncSession, session_id: str, user_id: str) -> str | None:
     """``participant.joined``/``participant.left``: the latest written for this user, if any."""
-    row = (
-        await tx.execute(
-            select(OutboxMessage.topic)
-            .where(
-                OutboxMessage.kind == WEBHOOK,
-                OutboxMessage.session_id == session_id,
-                OutboxMessage.subject_id == user_id,
-                OutboxMessage.topic.in_(_PRESENCE),
-            )
-            .order_by(OutboxMessage.sequence.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    return row
+    params = {"session_id": session_id, "user_id": user_id}
+    found: str | None = (await tx.execute(_LAST_PRESENCE, params)).scalar_one_or_none()
+    return found
 
 
 async def presence_event(

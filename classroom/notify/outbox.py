@@ -47,21 +47,43 @@ def _outbox_table() -> Table:
 
 
 _OUTBOX = _outbox_table()
-_MANY: dict[str, Any] = {}  # dialect name -> the insert of enqueue_many, built once
+_BUILT: dict[tuple[str, str], Any] = {}  # (dialect, name) -> a statement built once
+
+
+def _statement(tx: AsyncSession, name: str, build: Callable[[Any], Any]) -> Any:
+    """The dialect's statement ``name``, built once by ``build(insert)`` (building a statement
+    costs about as much as running it)."""
+    dialect = tx.get_bind().dialect.name
+    stmt = _BUILT.get((dialect, name))
+    if stmt is None:
+        stmt = _BUILT[dialect, name] = build(_insert(tx))
+    return stmt
 
 
 def _many(tx: AsyncSession) -> Any:
     """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key``, sent
     as one statement for many rows."""
-    dialect = tx.get_bind().dialect.name
-    stmt = _MANY.get(dialect)
-    if stmt is None:
-        stmt = _MANY[dialect] = (
-            _insert(tx)(_OUTBOX)
+    return _statement(
+        tx,
+        "many",
+        lambda insert: (
+            insert(_OUTBOX)
             .on_conflict_do_nothing(index_elements=[_OUTBOX.c.idempotency_key])
             .returning(_OUTBOX.c.idempotency_key)
-        )
-    return stmt
+        ),
+    )
+
+
+def _one(tx: AsyncSession) -> Any:
+    return _statement(
+        tx,
+        "one",
+        lambda insert: (
+            insert(_OUTBOX)
+            .on_conflict_do_nothing(index_elements=[_OUTBOX.c.idempotency_key])
+            .returning(_OUTBOX.c.id)
+        ),
+    )
 
 
 _CANCEL_PENDING = (
@@ -94,28 +116,23 @@ async def enqueue(
     now = utcnow()
     due = deliver_after or now
     row_id = message_id or new_id()
-    stmt = (
-        _insert(tx)(OutboxMessage)
-        .values(
-            id=row_id,
-            kind=kind,
-            topic=topic,
-            idempotency_key=key,
-            session_id=session_id,
-            subject_id=subject_id,
-            recipient=recipient,
-            sequence=sequence,
-            payload=payload,
-            status=PENDING,
-            deliver_after=due,
-            next_attempt_at=due,
-            attempts=0,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[OutboxMessage.idempotency_key])
-        .returning(OutboxMessage.id)
-    )
-    inserted = (await tx.execute(stmt)).scalar_one_or_none()
+    row = {
+        "id": row_id,
+        "kind": kind,
+        "topic": topic,
+        "idempotency_key": key,
+        "session_id": session_id,
+        "subject_id": subject_id,
+        "recipient": recipient,
+        "sequence": sequence,
+        "payload": payload,
+        "status": PENDING,
+        "deliver_after": due,
+        "next_attempt_at": due,
+        "attempts": 0,
+        "created_at": now,
+    }
+    inserted = (await tx.execute(_one(tx), row)).scalar_one_or_none()
     if inserted is None:
         log.info(
             "outbox: %s %s for session %s already enqueued (key %s)", kind, topic, session_id, key
@@ -200,10 +217,11 @@ async def revive(
     return bool(getattr(result, "rowcount", 0))
 
 
+_KEY_EXISTS = select(_OUTBOX.c.id).where(_OUTBOX.c.idempotency_key == bindparam("key")).limit(1)
+
+
 async def key_exists(tx: AsyncSession, key: str) -> bool:
-    found = await tx.execute(
-        select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key).limit(1)
-    )
+    found = await tx.execute(_KEY_EXISTS, {"key": key})
     return found.first() is not None
 
 
@@ -213,33 +231,46 @@ class Counters:
     calendar_sequence: int
 
 
+def _counter_table() -> Table:
+    table = OutboxCounter.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+_COUNTERS = _counter_table()
+_BUMP = (
+    update(_COUNTERS)
+    .where(_COUNTERS.c.session_id == bindparam("b_session_id"))
+    .values(webhook_sequence=_COUNTERS.c.webhook_sequence + 1)
+    .returning(_COUNTERS.c.webhook_sequence)
+)
+
+
 async def lock_counters(tx: AsyncSession, session_id: str) -> Counters:
     """The session's counters, locked until ``tx`` ends (one statement: an upsert that leaves
     them as they are and returns them; on PostgreSQL it holds the row's lock like ``FOR
     UPDATE``)."""
-    stmt = (
-        _insert(tx)(OutboxCounter)
-        .values(session_id=session_id, webhook_sequence=0, calendar_sequence=0)
-        .on_conflict_do_update(
-            index_elements=[OutboxCounter.session_id],
-            set_={"webhook_sequence": OutboxCounter.webhook_sequence},
-        )
-        .returning(OutboxCounter.webhook_sequence, OutboxCounter.calendar_sequence)
+    stmt = _statement(
+        tx,
+        "lock_counters",
+        lambda insert: (
+            insert(_COUNTERS)
+            .on_conflict_do_update(
+                index_elements=[_COUNTERS.c.session_id],
+                set_={"webhook_sequence": _COUNTERS.c.webhook_sequence},
+            )
+            .returning(_COUNTERS.c.webhook_sequence, _COUNTERS.c.calendar_sequence)
+        ),
     )
-    row = (await tx.execute(stmt)).one()
+    params = {"session_id": session_id, "webhook_sequence": 0, "calendar_sequence": 0}
+    row = (await tx.execute(stmt, params)).one()
     return Counters(webhook_sequence=row[0], calendar_sequence=row[1])
 
 
 async def bump_webhook_sequence(tx: AsyncSession, session_id: str) -> int:
     """The next webhook sequence number of a session whose counters ``tx`` has locked
     (``lock_counters``)."""
-    found = await tx.execute(
-        update(OutboxCounter)
-        .where(OutboxCounter.session_id == session_id)
-        .values(webhook_sequence=OutboxCounter.webhook_sequence + 1)
-        .returning(OutboxCounter.webhook_sequence)
-        .execution_options(synchronize_session=False)
-    )
+    found = await tx.execute(_BUMP, {"b_session_id": session_id})
     return int(found.scalar_one())
 
 

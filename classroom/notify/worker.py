@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import BindParameter, bindparam, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
 from classroom.db.engine import Database
@@ -31,6 +31,35 @@ from classroom.notify.outbox import CANCELLED, FAILED, PENDING, SENT, WEBHOOK
 from classroom.notify.outcomes import Outcome, OutcomeWriter
 
 log = logging.getLogger(__name__)
+
+_NOW: BindParameter[datetime] = bindparam("now")
+_EARLIER = aliased(OutboxMessage)
+_CLAIM = (  # built once: building a statement costs about as much as running it
+    select(OutboxMessage)
+    .where(
+        OutboxMessage.status == PENDING,
+        OutboxMessage.next_attempt_at <= _NOW,
+        or_(OutboxMessage.leased_until.is_(None), OutboxMessage.leased_until <= _NOW),
+        or_(
+            OutboxMessage.kind != WEBHOOK,
+            ~exists().where(
+                _EARLIER.kind == WEBHOOK,
+                _EARLIER.session_id == OutboxMessage.session_id,
+                _EARLIER.sequence < OutboxMessage.sequence,
+                _EARLIER.status == PENDING,
+            ),
+        ),
+    )
+    .order_by(OutboxMessage.next_attempt_at, OutboxMessage.sequence)
+    .limit(bindparam("batch_size"))
+    .with_for_update(skip_locked=True, of=OutboxMessage)
+)
+_NEXT_DUE = select(
+    func.min(OutboxMessage.next_attempt_at), func.min(OutboxMessage.leased_until)
+).where(
+    OutboxMessage.status == PENDING,
+    or_(OutboxMessage.next_attempt_at > _NOW, OutboxMessage.leased_until > _NOW),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,28 +203,10 @@ class OutboxWorker:
     async def claim(self) -> list[Claimed]:
         options = self.options
         now = self._clock()
-        earlier = aliased(OutboxMessage)
-        blocked = exists().where(
-            earlier.kind == WEBHOOK,
-            earlier.session_id == OutboxMessage.session_id,
-            earlier.sequence < OutboxMessage.sequence,
-            earlier.status == PENDING,
-        )
-        query = (
-            select(OutboxMessage)
-            .where(
-                OutboxMessage.status == PENDING,
-                OutboxMessage.next_attempt_at <= now,
-                or_(OutboxMessage.leased_until.is_(None), OutboxMessage.leased_until <= now),
-                or_(OutboxMessage.kind != WEBHOOK, ~blocked),
-            )
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.sequence)
-            .limit(options.batch_size)
-            .with_for_update(skip_locked=True, of=OutboxMessage)
-        )
         claimed: list[Claimed] = []
         async with self.db.transaction() as tx:
-            rows = (await tx.execute(query)).scalars().all()
+            params = {"now": now, "batch_size": options.batch_size}
+            rows = (await tx.execute(_CLAIM, params)).scalars().all()
             self._again = len(rows) >= options.batch_size or any(
                 row.kind == WEBHOOK for row in rows
             )
@@ -311,20 +322,7 @@ class OutboxWorker:
         """Seconds until the next pending row becomes due or a lease expires (≤ the poll)."""
         now = self._clock()
         async with self.db.reader() as tx:
-            due = (
-                await tx.execute(
-                    select(
-                        func.min(OutboxMessage.next_attempt_at),
-                        func.min(OutboxMessage.leased_until),
-                    ).where(
-                        OutboxMessage.status == PENDING,
-                        or_(
-                            OutboxMessage.next_attempt_at > now,
-                            OutboxMessage.leased_until > now,
-                        ),
-                    )
-                )
-            ).one()
+            due = (await tx.execute(_NEXT_DUE, {"now": now})).one()
         poll = self.options.poll_seconds
         moments: list[datetime] = [m for m in due if m is not None and m > now]
         if not moments:

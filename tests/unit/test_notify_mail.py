@@ -1,0 +1,76 @@
+"""The MIME message of an outbox email: the same bytes as the standard library's default policy
+builds (the boundaries aside), with the header classes made once."""
+
+from __future__ import annotations
+
+import email.policy
+import re
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+
+from classroom.notify import ical, mail, messages
+from classroom.notify.model import InvoiceInfo, Person, SessionInfo
+
+NOW = datetime(2030, 1, 1, 9, 30, tzinfo=UTC)
+TUTOR = Person("t-1", "Tina Tutor", "tina@example.test", "tutor", (), "Europe/Paris")
+STUDENT = Person("s-1", "Zoë Ünïcode-Student", "zoe@example.test", "student")
+PARENT = Person("p-1", "Paula Parent", "paula@example.test", "parent", ("s-1",))
+SESSION = SessionInfo(
+    "session-1", TUTOR, (STUDENT,), NOW, 60, (PARENT,), "Algèbre «linéaire»", "online", "accepted"
+)
+
+
+def _payloads() -> list[dict[str, Any]]:
+    outgoing = messages.completed(
+        SESSION,
+        recap="Covered — " + "r" * 300,
+        minutes=60,
+        invoices=[InvoiceInfo("i", "s-1", 60, 5000)],
+    ) + messages.requested(SESSION, "https://classroom.example.test")
+    payloads = []
+    for item in outgoing:
+        payload: dict[str, Any] = {
+            "to": item.person.email,
+            "to_name": item.person.display_name,
+            **item.rendered.to_payload(),
+        }
+        if item.calendar:
+            payload["ics_method"] = item.calendar
+            payload["ics"] = ical.render_invite(
+                SESSION,
+                method=item.calendar,
+                sequence=0,
+                now=NOW,
+                attendee=item.person,
+                organizer="Classroom <classroom@example.test>",
+                url=None,
+            )
+        payloads.append(payload)
+    return payloads
+
+
+def _bytes(message: EmailMessage) -> bytes:
+    return re.sub(rb"={15}\d+==", b"<boundary>", message.as_bytes())
+
+
+@pytest.mark.parametrize("payload", _payloads(), ids=lambda p: str(p["subject"]))
+def test_the_message_is_what_the_default_policy_builds(
+    payload: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = mail.build_message("row-1", payload, "Classroom <classroom@example.test>", NOW)
+    assert built.policy is mail.POLICY
+    monkeypatch.setattr(mail, "POLICY", email.policy.default)
+    standard = mail.build_message("row-1", payload, "Classroom <classroom@example.test>", NOW)
+    assert standard.policy is email.policy.default
+    assert _bytes(built) == _bytes(standard)
+    assert b"Subject:" in _bytes(built) and (b"text/calendar" in _bytes(built)) == (
+        "ics" in payload
+    )
+
+
+def test_header_classes_are_made_once() -> None:
+    factory = mail.POLICY.header_factory
+    assert factory("Subject", "one").__class__ is factory("subject", "two").__class__
