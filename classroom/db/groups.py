@@ -73,7 +73,13 @@ class GroupCommit:
                     if len(group) == 1:
                         _fail(group[0], exc)
                         continue
-                    log.warning("%s: a group of %d failed; one by one", self._name, len(group))
+                    log.warning(
+                        "%s: a group of %d failed (%s: %s); one by one",
+                        self._name,
+                        len(group),
+                        type(exc).__name__,
+                        str(exc).splitlines()[0] if str(exc) else "",
+                    )
                     for pending in group:
                         try:
                             await self._commit([pending])
