@@ -9,12 +9,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, select
+from sqlalchemy import Select, and_, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from classroom.db.tables import (
     OutboxCounter,
+    OutboxMessage,
     ParentLink,
     Review,
     SessionParticipant,
@@ -160,6 +161,15 @@ _ONE = (
     .where(SessionRow.id == bindparam("session_id"))
     .order_by(SessionParticipant.student_id, ParentLink.parent_id)
 )
+_ENDING = _ONE.add_columns(
+    exists()
+    .where(
+        OutboxMessage.session_id == SessionRow.id,
+        OutboxMessage.topic == "reminder",
+        OutboxMessage.status == "pending",
+    )
+    .label("reminders_pending")
+)
 
 
 async def load_session_info(tx: AsyncSession, session_id: str) -> SessionInfo | None:
@@ -168,6 +178,18 @@ async def load_session_info(tx: AsyncSession, session_id: str) -> SessionInfo | 
     One statement (this runs inside the transactions that change a session): one row per
     student and parent of that student."""
     rows = (await tx.execute(_ONE, {"session_id": session_id})).all()
+    return _one(rows)
+
+
+async def load_ending_session(tx: AsyncSession, session_id: str) -> tuple[SessionInfo, bool] | None:
+    """``load_session_info``, and whether reminders of the session are still pending (the same
+    statement)."""
+    rows = (await tx.execute(_ENDING, {"session_id": session_id})).all()
+    info = _one(rows)
+    return None if info is None else (info, bool(rows[0].reminders_pending))
+
+
+def _one(rows: Sequence[Any]) -> SessionInfo | None:
     if not rows:
         return None
     session = rows[0]

@@ -200,10 +200,14 @@ class Notifier:
         minutes: int,
         invoices: Sequence[InvoiceInfo],
         needs_review: bool,
+        reminders_pending: bool = True,
     ) -> int:
         """Completed: recap and invoice to each student and linked parent (students are asked to
-        review); webhook ``session.completed`` with minutes, amounts and ``needs_review``."""
-        await self.cancel_reminders(tx, session.id, "completed")
+        review); webhook ``session.completed`` with minutes, amounts and ``needs_review``.
+        Pending reminders are withdrawn (``reminders_pending=False``: the caller read in ``tx``
+        that there are none)."""
+        if reminders_pending:
+            await self.cancel_reminders(tx, session.id, "completed")
         outgoing = messages.completed(session, recap=recap, minutes=minutes, invoices=invoices)
         written = await self._emails(tx, session, outgoing, 0)
         data = {

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.notify.absence_events import AbsenceEventHandlers
 from classroom.notify.directory import (
+    load_ending_session,
     load_parents,
     load_person,
     load_recap,
@@ -144,9 +145,11 @@ class SessionEventNotifications(AbsenceEventHandlers):
         await self.notifier.session_started(tx, event.session_id, event.at)
 
     async def _on_session_completed(self, tx: AsyncSession, event: SessionEventLike) -> None:
-        info = await self._info(tx, event)
-        if info is None:
+        found = await load_ending_session(tx, event.session_id)
+        if found is None:
+            log.warning("session %s: %s for an unknown session", event.session_id, event.kind)
             return
+        info, reminders_pending = found
         minutes = int(event.data["minutes"])
         invoices = [
             InvoiceInfo(str(i["id"]), str(i["student_id"]), minutes, int(i["amount_cents"]))
@@ -162,6 +165,7 @@ class SessionEventNotifications(AbsenceEventHandlers):
             minutes=minutes,
             invoices=invoices,
             needs_review=bool(event.data.get("needs_review")),
+            reminders_pending=reminders_pending,
         )
 
     async def _on_session_missed(self, tx: AsyncSession, event: SessionEventLike) -> None:

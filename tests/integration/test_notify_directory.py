@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import update
+
 from classroom.db.engine import Database
-from classroom.db.tables import ParentLink, SessionParticipant, TutorProfile, User
+from classroom.db.tables import OutboxMessage, ParentLink, SessionParticipant, TutorProfile, User
 from classroom.db.tables import Session as SessionRow
-from classroom.notify.directory import load_session_info, sessions_for
+from classroom.notify.directory import load_ending_session, load_session_info, sessions_for
 from classroom.notify.model import Person, SessionInfo
+from classroom.notify.outbox import EMAIL, enqueue
 
 START = datetime(2030, 5, 6, 15, 0, tzinfo=UTC)
 
@@ -117,3 +120,35 @@ async def test_one_session_reads_as_the_feed_reads_it(db: Database) -> None:
     assert [p.user_id for p in single.parents] == ["parent-1", "parent-2"]
     assert isinstance(empty, SessionInfo)
     assert (empty.students, empty.parents) == ((), ())
+
+
+async def test_an_ending_session_says_whether_reminders_are_pending(db: Database) -> None:
+    await _seed(db)
+
+    async def pending() -> tuple[bool, bool]:
+        async with db.reader() as tx:
+            group = await load_ending_session(tx, "group")
+            single = await load_ending_session(tx, "single")
+            assert await load_ending_session(tx, "nope") is None
+        assert group is not None and single is not None
+        async with db.reader() as tx:
+            assert group[0] == await load_session_info(tx, "group")
+        return group[1], single[1]
+
+    assert await pending() == (False, False)
+    async with db.transaction() as tx:
+        for key, topic, status in (
+            ("r-1", "reminder", "sent"),
+            ("r-2", "reminder", "cancelled"),
+            ("c-1", "session.completed", "pending"),
+        ):
+            await enqueue(tx, kind=EMAIL, topic=topic, key=key, payload={}, session_id="group")
+            await tx.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.idempotency_key == key)
+                .values(status=status)
+            )
+    assert await pending() == (False, False)
+    async with db.transaction() as tx:
+        await enqueue(tx, kind=EMAIL, topic="reminder", key="r-3", payload={}, session_id="group")
+    assert await pending() == (True, False)
