@@ -11,6 +11,8 @@ from importlib.metadata import version
 
 import pytest
 import socketio
+from aiohttp import web_ws
+from aiohttp._websocket import reader, reader_c, reader_py  # type: ignore[attr-defined]
 from engineio import async_server as eio_server
 from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as engineio_aiohttp
@@ -20,6 +22,7 @@ from socketio import async_server as sio_server
 from socketio import base_server as sio_base
 
 from classroom.signaling import fast
+from classroom.signaling.fast import inbox
 
 REPLACED = {
     # what the fast path re-implements, mirrors or relies on -> sha256 prefix of its source
@@ -120,12 +123,37 @@ REPLACED = {
         "513c45be75181da2",
     ),
     "socketio Packet.decode (packets.split)": (packet.Packet.decode, "61ad7904b539f472"),
+    "aiohttp WebSocketResponse._post_start (inbox.Response._post_start)": (
+        web_ws.WebSocketResponse._post_start,
+        "5537cb3f2ecae6ed",
+    ),
+    "aiohttp WebSocketResponse.receive (waits on the Inbox)": (
+        web_ws.WebSocketResponse.receive,
+        "7ba90b3668b041b1",
+    ),
+    "aiohttp WebSocketDataQueue.feed_data, Python twin of the compiled one (inbox.Inbox)": (
+        reader_py.WebSocketDataQueue.feed_data,
+        "2f38295087b8809f",
+    ),
+    "aiohttp WebSocketDataQueue.read, Python twin of the compiled one (inbox.Inbox)": (
+        reader_py.WebSocketDataQueue.read,
+        "65859996dced2f99",
+    ),
 }
 
 
 def test_pinned_versions() -> None:
-    assert version("python-engineio") == fast.PINNED_ENGINEIO, "engine.io changed: see fast.py"
-    assert version("python-socketio") == fast.PINNED_SOCKETIO, "socket.io changed: see fast.py"
+    assert version("python-engineio") == fast.PINNED_ENGINEIO, "engine.io changed: see fast/"
+    assert version("python-socketio") == fast.PINNED_SOCKETIO, "socket.io changed: see fast/"
+    assert version("aiohttp") == inbox.PINNED_AIOHTTP, "aiohttp changed: see fast/inbox.py"
+
+
+def test_the_inbox_subclasses_aiohttps_compiled_queue() -> None:
+    # the parser calls feed_data on the compiled class; the override must be reached from there
+    assert reader.WebSocketDataQueue is reader_c.WebSocketDataQueue
+    assert issubclass(inbox.Inbox, reader_c.WebSocketDataQueue)
+    assert vars(web_ws)["WebSocketDataQueue"] is reader_c.WebSocketDataQueue
+    assert vars(web_ws)["WebSocketReader"] is reader_c.WebSocketReader
 
 
 @pytest.mark.parametrize("what", sorted(REPLACED))

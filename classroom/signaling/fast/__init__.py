@@ -30,8 +30,9 @@ import socketio
 from classroom.signaling.fast.collector import Activity, GcScheduler, gc_ctx
 from classroom.signaling.fast.dispatch import hook_server
 from classroom.signaling.fast.emit import InlineEmit, inline_emit
+from classroom.signaling.fast.frames import Flusher
 from classroom.signaling.fast.packets import FastJson, FastPacket
-from classroom.signaling.fast.websocket import Flusher, WebSocketDriver
+from classroom.signaling.fast.websocket import WebSocketDriver
 
 __all__ = [
     "PINNED_ENGINEIO",

@@ -8,26 +8,22 @@ and the connection run by ``socket_loop`` instead of ``AsyncSocket._websocket_ha
   limit (``ping_interval + ping_timeout``) and cancels the read when it passes. A text MESSAGE
   (``4`` + a Socket.IO packet) or a binary one goes straight to the message handler, without an
   engine.io ``Packet`` and ``AsyncSocket.receive``; every other packet takes engine.io's path.
-- writing, once the websocket carries the connection (uncompressed): ``AsyncSocket.send`` of that
-  socket writes the frame itself instead of queueing the packet for a writer task, and the frames
-  written to one socket during one pass of the event loop leave in one ``transport.write`` (one
-  ``send()``) at the start of the next pass. Packets queued before (the OPEN packet, anything
-  queued during an upgrade from polling) go first, in order. With compression the queue and the
-  writer task stay, as in engine.io.
+  While the loop waits, an event the dispatcher takes (``dispatch``) or a pong is handled as
+  aiohttp parses it (``inbox``), without waking the loop's task.
+- writing, once the websocket carries the connection (uncompressed): ``frames.Direct`` stands in
+  for that socket's ``AsyncSocket.send``, after the packets queued before (the OPEN packet,
+  anything queued during an upgrade from polling), in order. With compression engine.io's queue
+  and writer task stay.
 
-What stays as in engine.io 4.15.1: the upgrade handshake from polling; ``send`` raising
-``SocketIsClosedError`` on a closed socket and closing one whose pong is late; a send never
-waiting for the client (engine.io's queue is unbounded, so is the transport's buffer here); at the
-end the remaining frames, then the websocket close, then ``socket.close(abort=True)``. Frames
-still buffered when a close frame has gone out are dropped, as engine.io's writer drops them. A
-socket closed by engine.io whose client keeps the websocket open is closed after the silence limit
-(engine.io's writer: after that long without a packet to send)."""
+What stays as in engine.io 4.15.1: the upgrade handshake from polling; at the end the remaining
+frames, then the websocket close, then ``socket.close(abort=True)``. A socket closed by engine.io
+whose client keeps the websocket open is closed after the silence limit (engine.io's writer:
+after that long without a packet to send)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,140 +33,8 @@ from aiohttp import web
 from engineio import packet as eio_packet
 from engineio.async_socket import AsyncSocket
 
-_TEXT = 0x81  # FIN + text opcode
-_BINARY = 0x82  # FIN + binary opcode
-_LEN16 = struct.Struct("!BBH").pack
-_LEN64 = struct.Struct("!BBQ").pack
-
-
-_SHORT = {first: [bytes((first, size)) for size in range(126)] for first in (_TEXT, _BINARY)}
-
-
-def _header(first: int, size: int) -> bytes:
-    if size < 126:
-        return _SHORT[first][size]
-    if size < 65536:
-        return _LEN16(first, 126, size)
-    return _LEN64(first, 127, size)
-
-
-class Flusher:
-    """Sockets written to during this pass of the event loop; their frames go out in the next."""
-
-    __slots__ = ("_pending", "_scheduled_on")
-
-    def __init__(self) -> None:
-        self._pending: list[Direct] = []
-        self._scheduled_on: asyncio.AbstractEventLoop | None = None
-
-    def add(self, conn: Direct) -> None:
-        self._pending.append(conn)
-        if self._scheduled_on is not conn.loop:
-            self._scheduled_on = conn.loop
-            conn.loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        self._scheduled_on = None
-        for conn in pending:
-            conn.flush()
-
-
-class Direct:
-    """One engine.io socket's packets written straight to its websocket (see module doc)."""
-
-    __slots__ = (
-        "_log",
-        "_parts",
-        "flusher",
-        "loop",
-        "ping_timeout",
-        "response",
-        "socket",
-        "transport",
-    )
-
-    def __init__(
-        self,
-        socket: Any,
-        response: web.WebSocketResponse,
-        transport: asyncio.Transport,
-        flusher: Flusher,
-    ) -> None:
-        self.socket = socket
-        self.response = response
-        self.transport = transport
-        self.flusher = flusher
-        self.loop = asyncio.get_running_loop()
-        self.ping_timeout = socket.server.ping_timeout
-        self._log = socket.server.logger.isEnabledFor(logging.INFO)
-        self._parts: list[bytes] = []
-
-    async def send(self, pkt: Any) -> None:
-        """``AsyncSocket.send`` (engine.io 4.15.1) of this socket, writing instead of queueing."""
-        socket = self.socket
-        if socket.closed:
-            raise engineio.exceptions.SocketIsClosedError()
-        last = socket.last_ping
-        if last and time.time() - last > self.ping_timeout:
-            # the pong is late: engine.io's check closes the socket and the packet is dropped
-            if not await socket.check_ping_timeout():
-                return
-        encoded = pkt.encode()
-        if isinstance(encoded, str):
-            self._frame(_TEXT, encoded.encode())
-        else:
-            self._frame(_BINARY, encoded)
-        if self._log:
-            socket.server.logger.info(
-                "%s: Sending packet %s data %s",
-                socket.sid,
-                eio_packet.packet_names[pkt.packet_type],
-                pkt.data if not isinstance(pkt.data, bytes) else "<binary>",
-            )
-
-    def send_message(self, data: str | bytes) -> bool:
-        """Write an engine.io MESSAGE now if ``send`` would do nothing else; else ``False``."""
-        socket = self.socket
-        if socket.closed or self._log:
-            return False
-        last = socket.last_ping
-        if last and time.time() - last > self.ping_timeout:
-            return False
-        if isinstance(data, str):
-            self._frame(_TEXT, b"4" + data.encode())
-        else:
-            self._frame(_BINARY, data)
-        return True
-
-    def pong(self) -> None:
-        """``AsyncSocket.receive`` of a PONG: ``schedule_ping``, with ``_send_ping`` a timer."""
-        socket = self.socket
-        if socket.last_ping:
-            socket.last_ping = None
-            self.loop.call_later(socket.server.ping_interval, self._ping)
-
-    def _ping(self) -> None:
-        socket = self.socket
-        if not socket.closing and not socket.closed:
-            socket.last_ping = time.time()
-            self._frame(_TEXT, b"2")
-
-    def _frame(self, first: int, payload: bytes) -> None:
-        parts = self._parts
-        if not parts:
-            self.flusher.add(self)
-        parts.append(_header(first, len(payload)))
-        parts.append(payload)
-
-    def flush(self) -> None:
-        parts = self._parts
-        if not parts:
-            return
-        self._parts = []
-        if self.response.closed or self.transport.is_closing():
-            return  # a close frame has gone out (or is going): nothing may follow it
-        self.transport.write(b"".join(parts))
+from classroom.signaling.fast.frames import Direct, Flusher, on_tick
+from classroom.signaling.fast.inbox import Response
 
 
 class WebSocketDriver:
@@ -199,9 +63,8 @@ class WebSocketDriver:
 
     async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
         request = environ["aiohttp.request"]
-        sock = web.WebSocketResponse(
-            max_msg_size=self.server.max_http_buffer_size, compress=self._deflate
-        )
+        response_class = Response if self._fast else web.WebSocketResponse
+        sock = response_class(max_msg_size=self.server.max_http_buffer_size, compress=self._deflate)
         self._sock = sock
         await sock.prepare(request)
         self.environ = environ
@@ -347,11 +210,36 @@ async def socket_loop(
             if waiting:
                 reader.cancel()
             return
-        handle = loop.call_at(max(due, now + 0.05), watchdog)
+        handle = loop.call_at(on_tick(max(due, now + 0.05)), watchdog)
 
-    handle = loop.call_at(last + limit, watchdog)
+    handle = loop.call_at(on_tick(last + limit), watchdog)
     receive = ws.response.receive
     clock = time.monotonic  # the clock of asyncio's loop.time()
+
+    def take(text: str) -> bool:
+        """A text message read while the loop waits for one: an event the dispatcher takes or
+        a pong is handled at once (``inbox`` module), anything else is queued for the loop."""
+        nonlocal last
+        if not waiting or expired or len(text) > max_size:
+            return False
+        if text == "3":
+            assert direct is not None
+            direct.pong()
+        elif not (
+            text[:1] == "4"
+            and text[1:2].isnumeric()
+            and dispatcher is not None
+            and dispatcher.event(sid, text[1:])
+        ):
+            return False
+        last = clock()
+        if activity is not None:
+            activity.messages += 1
+        return True
+
+    inbox = getattr(ws.response, "inbox", None)
+    if inbox is not None and lean and direct is not None:
+        inbox.take = take
     try:
         while not expired:
             waiting = True
@@ -401,6 +289,8 @@ async def socket_loop(
             except Exception:
                 server.logger.exception("Unknown receive error")
     finally:
+        if inbox is not None:
+            inbox.take = None
         if handle is not None:
             handle.cancel()
     if writer_task is not None:
