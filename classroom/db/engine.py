@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,17 +18,36 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from classroom.db.groups import GroupCommit
+from classroom.db.sqlite import BUSY_TIMEOUT_SECONDS, Checkpointer, inline_creator
+
+
+def sqlite_file(url: str) -> str | None:
+    """The absolute path of a SQLite database file (None: not SQLite, or in memory)."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite"):
+        return None
+    if not parsed.database or parsed.database == ":memory:":
+        return None
+    return os.path.abspath(parsed.database)
 
 
 def create_engine(url: str, *, for_writes: bool = True) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-        _sqlite_pragmas(engine.sync_engine, "BEGIN IMMEDIATE" if for_writes else "BEGIN")
+        path = sqlite_file(url)
+        if path is None:  # in memory: aiosqlite's own thread
+            engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
+        else:  # statements on the event loop's thread (classroom.db.sqlite)
+            engine = create_async_engine(url, async_creator=inline_creator(path))
+        _sqlite_pragmas(
+            engine.sync_engine,
+            "BEGIN IMMEDIATE" if for_writes else "BEGIN",
+            checkpoints=path is None,
+        )
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
-def _sqlite_pragmas(engine: Engine, begin: str) -> None:
+def _sqlite_pragmas(engine: Engine, begin: str, *, checkpoints: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         # Let SQLAlchemy issue BEGIN itself, as BEGIN IMMEDIATE, so concurrent writers queue
@@ -38,7 +59,9 @@ def _sqlite_pragmas(engine: Engine, begin: str) -> None:
         # of the server process (not a power loss of the machine) and costs no fsync.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        if not checkpoints:  # Database's Checkpointer takes them, off the event loop's thread
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -49,9 +72,11 @@ def _sqlite_pragmas(engine: Engine, begin: str) -> None:
 class Database:
     """Owns the engines and hands out units of work (commit on success, roll back otherwise).
 
-    On SQLite (one process, the embedded default) writers queue on an in-process lock instead
-    of SQLite's sleeping busy handler, and readers use their own engine with deferred
-    transactions, so reads never wait for the write lock (WAL lets them run beside a writer).
+    On SQLite (one process, the embedded default) writers queue on an in-process lock (one per
+    database file and event loop, shared by every ``Database`` on that file) instead of SQLite's
+    sleeping busy handler, readers use their own engine with deferred transactions, so reads never
+    wait for the write lock (WAL lets them run beside a writer), and statements run on the event
+    loop's thread (``classroom.db.sqlite``) with the write-ahead log checkpointed on a thread.
     """
 
     def __init__(self, url: str) -> None:
@@ -60,13 +85,16 @@ class Database:
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_engine: AsyncEngine | None = None
         self._read_sessionmaker = self.sessionmaker
-        self._write_lock: asyncio.Lock | None = None
+        self._sqlite_file: str | None = None
+        self._checkpointer: Checkpointer | None = None
         # Small writes that arrive together (joins, attendance) share a transaction.
         self.groups = GroupCommit(self)
         if self.engine.dialect.name == "sqlite":
             self._read_engine = create_engine(url, for_writes=False)
             self._read_sessionmaker = async_sessionmaker(self._read_engine, expire_on_commit=False)
-            self._write_lock = asyncio.Lock()
+            self._sqlite_file = sqlite_file(url) or f"memory:{id(self)}"
+            if sqlite_file(url) is not None:
+                self._checkpointer = Checkpointer(self._sqlite_file)
 
     @property
     def dialect(self) -> str:
@@ -74,11 +102,14 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        if self._write_lock is None:
+        if self._sqlite_file is None:
             async with self.sessionmaker() as session, session.begin():
                 yield session
             return
-        async with self._write_lock, self.sessionmaker() as session, session.begin():
+        if self._checkpointer is not None:
+            self._checkpointer.start()
+        lock = _write_lock(self._sqlite_file)
+        async with lock, self.sessionmaker() as session, session.begin():
             yield session
 
     @asynccontextmanager
@@ -93,6 +124,25 @@ class Database:
 
     async def close(self) -> None:
         await self.groups.close()
+        if self._checkpointer is not None:
+            await self._checkpointer.stop()
         await self.engine.dispose()
         if self._read_engine is not None:
             await self._read_engine.dispose()
+
+
+_WRITE_LOCKS: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = (
+    weakref.WeakValueDictionary()
+)
+
+
+def _write_lock(path: str) -> asyncio.Lock:
+    """This event loop's lock for writing to the SQLite file at ``path``: two ``Database``
+    objects on one file (an application and a test's seeding, say) queue on the same lock, so
+    an inline writer never waits in SQLite's busy handler for another one of this process."""
+    key = (id(asyncio.get_running_loop()), path)
+    lock = _WRITE_LOCKS.get(key)
+    if lock is None:
+        lock = asyncio.Lock()
+        _WRITE_LOCKS[key] = lock
+    return lock

@@ -1,0 +1,90 @@
+"""SQLite as the embedded default runs: statements on the event loop's thread, checkpoints on a
+thread of their own, and one write lock per file for every Database of this process."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+from sqlalchemy import text
+
+from classroom.db.engine import Database
+from classroom.db.sqlite import Checkpointer
+
+
+async def test_statements_run_on_the_event_loops_thread(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}")
+    threads: list[int] = []
+    try:
+        for unit in (db.transaction(), db.reader()):
+            async with unit as tx:
+                raw = await (await tx.connection()).get_raw_connection()
+                driver = raw.driver_connection._conn  # type: ignore[union-attr]
+                driver.create_function("whose_thread", 0, threading.get_ident)
+                threads.append((await tx.execute(text("SELECT whose_thread()"))).scalar_one())
+    finally:
+        await db.close()
+    assert threads == [threading.get_ident()] * 2
+
+
+async def test_two_databases_on_one_file_share_the_write_lock(tmp_path: Path) -> None:
+    """An application and a test's seeding (say) write to one file from one event loop: the
+    second writer waits for the first on the lock, never in SQLite's busy handler (which would
+    stop the event loop, and with it the first writer, until the busy timeout)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    first, second = Database(url), Database(url)
+    try:
+        async with first.transaction() as tx:
+            await tx.execute(text("CREATE TABLE t (n INTEGER)"))
+        holding = asyncio.Event()
+        release = asyncio.Event()
+
+        async def hold() -> None:
+            async with first.transaction() as tx:
+                await tx.execute(text("INSERT INTO t VALUES (1)"))
+                holding.set()
+                await release.wait()
+
+        async def write() -> None:
+            async with second.transaction() as tx:
+                await tx.execute(text("INSERT INTO t VALUES (2)"))
+
+        holder = asyncio.ensure_future(hold())
+        await asyncio.wait_for(holding.wait(), 5)
+        writer = asyncio.ensure_future(write())
+        await asyncio.sleep(0.05)  # the second writer is queued, and the loop is not stuck
+        assert not writer.done()
+        release.set()
+        await asyncio.wait_for(asyncio.gather(holder, writer), 5)
+        async with second.reader() as tx:
+            rows = (await tx.execute(text("SELECT n FROM t ORDER BY n"))).scalars().all()
+        assert rows == [1, 2]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_commits_leave_the_checkpoints_to_the_checkpointer(tmp_path: Path) -> None:
+    path = tmp_path / "wal.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        for unit in (db.transaction(), db.reader()):
+            async with unit as tx:  # no commit moves the log into the file on the loop's thread
+                assert (await tx.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one() == 0
+        async with db.transaction() as tx:
+            await tx.execute(text("CREATE TABLE t (blob TEXT)"))
+        for _ in range(20):
+            async with db.transaction() as tx:
+                await tx.execute(text("INSERT INTO t VALUES (:b)"), {"b": "x" * 10_000})
+        checkpointer = Checkpointer(str(path))
+        await asyncio.to_thread(checkpointer.checkpoint)
+        await checkpointer.stop()
+        # The database file alone (without its log) now holds every row.
+        alone = tmp_path / "alone.db"
+        alone.write_bytes(path.read_bytes())
+        with sqlite3.connect(alone) as check:
+            assert check.execute("SELECT count(*) FROM t").fetchone() == (20,)
+    finally:
+        await db.close()
