@@ -11,14 +11,18 @@ benchmarks pass to ``socketio.AsyncServer`` and ``install()`` what they apply to
 - ``dispatch``: an incoming text event goes to its ``on_<event>`` method in one step, in a task
   started eagerly; the server's single-client sends (acks) through the same path as emits.
 - ``websocket``: engine.io's websocket transport: deflate only when configured, reading without
-  a task per message, MESSAGE packets handed over without engine.io packet objects, packets
-  written straight to the websocket (no queue and writer task) and the frames for one socket in
-  one pass of the event loop sent in one write.
+  a task per message, MESSAGE packets handed over without engine.io packet objects.
+- ``inbox``: while a connection waits for its next message, a text event the dispatcher takes
+  or a pong is handled as aiohttp parses it, without waking the connection's task.
+- ``frames``: packets written straight to the websocket (no engine.io queue and writer task),
+  the frames for one socket in one pass of the event loop sent in one write; pings on timers,
+  spread over the interval, on 50 ms ticks.
 - ``collector``: ``GcScheduler``: ``gc.freeze()`` after start-up, raised thresholds, full
   collections in quiet moments.
 
-Some of this replaces private python-engineio / python-socketio code read in the pinned versions
-below; ``tests/unit/test_signaling_fast_pins.py`` fails loudly when that code changes.
+Some of this replaces private python-engineio / python-socketio / aiohttp code read in the pinned
+versions (below, and ``inbox.PINNED_AIOHTTP``); ``tests/unit/test_signaling_fast_pins.py`` fails
+loudly when that code changes.
 """
 
 from __future__ import annotations

@@ -54,19 +54,38 @@ def _header(first: int, size: int) -> bytes:
 
 
 class Flusher:
-    """Sockets written to during this pass of the event loop; their frames go out in the next."""
+    """Sockets written to during this pass of the event loop; their frames go out in the next,
+    or at the end of this one when the last callback of the pass wrote them (``hold``)."""
 
-    __slots__ = ("_pending", "_scheduled_on")
+    __slots__ = ("_holding", "_pending", "_scheduled_on")
 
     def __init__(self) -> None:
         self._pending: list[Direct] = []
         self._scheduled_on: asyncio.AbstractEventLoop | None = None
+        self._holding = False
 
     def add(self, conn: Direct) -> None:
         self._pending.append(conn)
-        if self._scheduled_on is not conn.loop:
+        if self._scheduled_on is not conn.loop and not self._holding:
             self._scheduled_on = conn.loop
             conn.loop.call_soon(self.flush)
+
+    def hold(self) -> None:
+        """Frames written from now until ``release`` wait for it to decide when they go."""
+        self._holding = True
+
+    def release(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Send the frames now if nothing else runs in this pass of the loop (asyncio's queue of
+        ready callbacks is empty: the next pass would only come after a wait), else schedule
+        them for the next pass as usual."""
+        self._holding = False
+        if not self._pending or self._scheduled_on is loop:
+            return
+        if not getattr(loop, "_ready", True):
+            self.flush()
+        else:
+            self._scheduled_on = loop
+            loop.call_soon(self.flush)
 
     def flush(self) -> None:
         pending, self._pending = self._pending, []

@@ -225,12 +225,14 @@ async def socket_loop(
         if text == "3":
             assert direct is not None
             direct.pong()
-        elif not (
-            text[:1] == "4"
-            and text[1:2].isnumeric()
-            and dispatcher is not None
-            and dispatcher.event(sid, text[1:])
-        ):
+        elif text[:1] == "4" and text[1:2].isnumeric() and dispatcher is not None:
+            flusher.hold()
+            try:
+                if not dispatcher.event(sid, text[1:]):
+                    return False
+            finally:
+                flusher.release(loop)
+        else:
             return False
         last = clock()
         if activity is not None:
