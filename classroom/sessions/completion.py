@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from classroom.auth import Identity
-from classroom.db.tables import Invoice, Review, new_id
+from classroom.db.tables import Invoice, Review, new_id, utcnow
 from classroom.db.tables import Session as SessionRow
 from classroom.errors import (
     AlreadyCompleted,
@@ -193,18 +193,17 @@ class CompletionUseCases(ServiceBase):
 
     async def _completed_summary(self, done: _Done) -> dict[str, Any]:
         """The summary ``get_summary`` would answer right after the completion, from what the
-        commit read: only the last leave is read again when somebody (the tutor) was still in
-        the classroom, since closing it recorded their leave."""
-        last_leave = done.last_leave
-        if done.inside and done.loaded.row.mode == "online":
-            async with self._db.reader() as tx:
-                last_leave = await completion_store.last_leave(tx, done.loaded.row)
+        commit read. Closing the classroom recorded the leave of whoever was still in (the
+        tutor), at the wall-clock time before ``completed`` returned: that leave can move the
+        logging deadline only once the scheduled end has passed, and only then is the last
+        leave read again."""
         row = done.loaded.row
-        deadline = model.logging_deadline(
-            model.ends_at(row.starts_at, row.duration_minutes),
-            last_leave,
-            self._settings.logging_window_hours,
-        )
+        ends_at = model.ends_at(row.starts_at, row.duration_minutes)
+        last_leave = done.last_leave
+        if done.inside and row.mode == "online" and ends_at < max(self._now(), utcnow()):
+            async with self._db.reader() as tx:
+                last_leave = await completion_store.last_leave(tx, row)
+        deadline = model.logging_deadline(ends_at, last_leave, self._settings.logging_window_hours)
         return self._summary(done.loaded, done.known, done.at, deadline)
 
     async def _bill(

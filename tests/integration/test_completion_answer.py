@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
@@ -17,12 +18,13 @@ from tests.conftest import People
 from tests.support import RECAP, Connect, seed_session
 
 
+@pytest.mark.parametrize("ended", [True, False], ids=["after_the_end", "before_the_end"])
 async def test_the_ack_is_the_summary_the_session_shows_after(
-    db: Database, people: People, connect: Connect, server: TestClient[Any, Any]
+    db: Database, people: People, connect: Connect, server: TestClient[Any, Any], ended: bool
 ) -> None:
-    # Scheduled to end ten minutes ago: the tutor's leave when the classroom closes moves the
-    # logging deadline, so the answer must include it.
-    starts_at = utcnow().replace(microsecond=0) - timedelta(minutes=70)
+    # Scheduled to end ten minutes ago, the tutor's leave when the classroom closes moves the
+    # logging deadline, so the answer must include it; ending in fifty minutes, it does not.
+    starts_at = utcnow().replace(microsecond=0) - timedelta(minutes=70 if ended else 10)
     session_id = await seed_session(db, people.tutor, [people.student], starts_at=starts_at)
     tutor, student = await connect(people.tutor), await connect(people.student)
     assert (await tutor.call("join", {"session_id": session_id}))["ok"]
@@ -42,8 +44,10 @@ async def test_the_ack_is_the_summary_the_session_shows_after(
         last_leave = await tx.scalar(
             select(func.max(Attendance.left_at)).where(Attendance.session_id == session_id)
         )
-    assert last_leave is not None and last_leave > starts_at + timedelta(minutes=60)
-    expected = (last_leave + timedelta(hours=72)).isoformat().replace("+00:00", "Z")
+    assert last_leave is not None
+    anchor = max(last_leave, starts_at + timedelta(minutes=60))
+    assert (anchor == last_leave) == ended
+    expected = (anchor + timedelta(hours=72)).isoformat().replace("+00:00", "Z")
     assert answered["logging_deadline"] == expected
     assert answered["state"] == "completed"
     assert (answered["logged_minutes"], answered["recap"]) == (45, RECAP)
