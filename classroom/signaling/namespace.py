@@ -47,6 +47,7 @@ from classroom.users.directory import UserDirectory
 log = logging.getLogger(__name__)
 
 NAMESPACE = "/classroom"
+CLOSE_WAIT_SECONDS = 5.0  # shutdown waits this long at most for disconnects under way
 Ack = dict[str, Any]
 
 
@@ -124,6 +125,7 @@ class ClassroomNamespace(
         self._watchers: dict[str, set[str]] = {}  # session id -> sids watching it
         self._tutors: dict[str, str] = {}  # session id -> tutor id, learned on join/watch
         self._caps: dict[str, asyncio.Task[None]] = {}  # session id -> hard-cap timer
+        self._leaving: set[asyncio.Task[None]] = set()  # disconnects updating presence
         self._pushes: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.media = media
         # With media, a classroom's joins go to its media home; others answer ``wrong_node``.
@@ -220,11 +222,21 @@ class ClassroomNamespace(
             sid,
             reason,
         )
+        # Its own task: a cancelled handler (the connection's request torn down with it) must not
+        # leave a ghost behind; shutdown waits for these before closing the presence store.
+        update = asyncio.create_task(
+            self._left(session_id, identity.user_id, sid, clean), name=f"left:{sid}"
+        )
+        self._leaving.add(update)
+        update.add_done_callback(self._leaving.discard)
+        await asyncio.shield(update)
+
+    async def _left(self, session_id: str, user_id: str, sid: str, clean: bool) -> None:
         try:
             if clean:
-                await self._rooms.leave(session_id, identity.user_id, self.connection_id(sid))
+                await self._rooms.leave(session_id, user_id, self.connection_id(sid))
             else:
-                await self._rooms.drop(session_id, identity.user_id, self.connection_id(sid))
+                await self._rooms.drop(session_id, user_id, self.connection_id(sid))
         except Exception:
             log.exception("presence update failed on disconnect session=%s", session_id)
 
@@ -447,6 +459,10 @@ class ClassroomNamespace(
         return self.node_id
 
     async def close(self) -> None:
+        """On shutdown, after the sockets are disconnected: the presence updates of the
+        disconnects under way finish (bounded) before the stores they need are closed."""
+        if self._leaving:
+            await asyncio.wait(list(self._leaving), timeout=CLOSE_WAIT_SECONDS)
         tasks = list(self._caps.values())
         self._caps.clear()
         for task in tasks:

@@ -367,3 +367,35 @@ async def test_hard_cap_closes_the_classroom(
     finally:
         await tutor.close()
         await student.close()
+
+
+async def test_shutdown_waits_for_the_disconnects_under_way(
+    db: Database, people: People, connect: Connect, server: TestClient[Any, Any]
+) -> None:
+    """A disconnect's presence update still under way when the server shuts down finishes
+    before the stores it needs are closed (namespace.close waits for it, bounded), and is not
+    lost when the connection's handler is cancelled (the test server cancels it)."""
+    from classroom.app import NAMESPACE, ROOMS
+
+    session_id = await seed_session(db, people.tutor, [people.student])
+    student = await connect(people.student)
+    assert (await student.call("join", {"session_id": session_id}))["ok"]
+    presence = server.app[ROOMS].presence
+    leaving, release = asyncio.Event(), asyncio.Event()
+    original = presence.leave
+
+    async def slow_leave(*args: Any) -> Any:
+        leaving.set()
+        await release.wait()
+        return await original(*args)
+
+    presence.leave = slow_leave  # type: ignore[method-assign]
+    closed = asyncio.ensure_future(student.close())  # a clean leave, held in the presence store
+    await asyncio.wait_for(leaving.wait(), 10)
+    closing = asyncio.ensure_future(server.app[NAMESPACE].close())
+    await asyncio.sleep(0.05)
+    assert not closing.done()  # the shutdown waits for the leave under way
+    release.set()
+    await asyncio.wait_for(asyncio.gather(closing, closed), 10)
+    snapshot = await server.app[ROOMS].snapshot(session_id)
+    assert snapshot.participants == ()  # the leave was recorded before the close finished
