@@ -33,7 +33,6 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 
 _WAKE_HOOKS = "classroom.notify.wake"
-_LISTENING = "classroom.notify.listening"
 
 
 def _insert(tx: AsyncSession) -> Any:
@@ -308,17 +307,14 @@ async def cancel_pending(tx: AsyncSession, session_id: str, topic: str, why: str
 
 def after_commit(tx: AsyncSession, callback: Callable[[], None]) -> None:
     """Call ``callback`` once when ``tx`` commits (never on rollback): wakes the worker."""
-    sync: SyncSession = tx.sync_session
-    hooks: list[Callable[[], None]] = sync.info.setdefault(_WAKE_HOOKS, [])
+    hooks: list[Callable[[], None]] = tx.sync_session.info.setdefault(_WAKE_HOOKS, [])
     if callback not in hooks:
         hooks.append(callback)
-    if sync.info.get(_LISTENING):
-        return
-    sync.info[_LISTENING] = True
-    event.listen(sync, "after_commit", _run_hooks)
-    event.listen(sync, "after_soft_rollback", _drop_hooks)
 
 
+# Listening on the Session class once, not on each session (registering a listener costs more
+# than the rest of what a notification adds to its transaction); sessions without hooks pass.
+@event.listens_for(SyncSession, "after_commit")
 def _run_hooks(session: SyncSession) -> None:
     for hook in session.info.pop(_WAKE_HOOKS, []):
         try:
@@ -327,6 +323,7 @@ def _run_hooks(session: SyncSession) -> None:
             log.exception("outbox: wake-up hook failed")
 
 
+@event.listens_for(SyncSession, "after_soft_rollback")
 def _drop_hooks(session: SyncSession, previous_transaction: SessionTransaction) -> None:
     if previous_transaction.parent is None:
         session.info.pop(_WAKE_HOOKS, None)

@@ -60,6 +60,7 @@ def _bytes(message: EmailMessage) -> bytes:
 def test_the_message_is_what_the_default_policy_builds(
     payload: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    mail.build_message("row-0", payload, "Classroom <classroom@example.test>", NOW)
     built = mail.build_message("row-1", payload, "Classroom <classroom@example.test>", NOW)
     assert built.policy is mail.POLICY
     monkeypatch.setattr(mail, "POLICY", email.policy.default)
@@ -71,6 +72,17 @@ def test_the_message_is_what_the_default_policy_builds(
     )
 
 
-def test_header_classes_are_made_once() -> None:
+def test_header_classes_are_made_once_and_repeated_headers_parsed_once() -> None:
     factory = mail.POLICY.header_factory
     assert factory("Subject", "one").__class__ is factory("subject", "two").__class__
+    assert factory("Subject", "one") is not factory("Subject", "one")
+    assert factory("MIME-Version", "1.0") is factory("MIME-Version", "1.0")
+    plain = 'text/plain; charset="utf-8"'
+    assert factory("Content-Type", plain) is factory("Content-Type", plain)
+    multipart = 'multipart/alternative; boundary="===============1=="'
+    assert factory("Content-Type", multipart) is not factory("Content-Type", multipart)
+    for n in range(200):  # never more than a bounded number kept
+        factory("From", f"Sender {n} <s{n}@example.test>")
+    assert factory("From", "Sender 199 <s199@example.test>") is not factory(
+        "From", "Sender 199 <s199@example.test>"
+    )
