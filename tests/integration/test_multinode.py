@@ -287,6 +287,7 @@ async def test_killing_the_media_home(
                 f"{c.url}/api/sessions/{session_id}", headers=people.headers(people.tutor)
             ) as response:
                 details = await response.json()
+                assert response.status == 200, (response.status, details, deployment.logs())
             if details["presence"] == []:
                 break
             await asyncio.sleep(0.2)
