@@ -133,6 +133,14 @@ async def _deliver(server: Any, on_message: Any, sid: str, data: str | bytes) ->
         server.logger.exception("message async handler error")
 
 
+def _dispatched(server: Any, dispatcher: Any, sid: str, text: str) -> bool:
+    try:
+        return bool(dispatcher.event(sid, text))
+    except Exception:
+        server.logger.exception("message async handler error")
+        return True
+
+
 async def _queued_writer(socket: Any, ws: WebSocketDriver) -> None:
     """engine.io's writer task (kept for compressed websockets)."""
     while True:
@@ -265,9 +273,8 @@ async def socket_loop(
                     activity.messages += 1
                 if lean and text[:1] == "4" and text[1:2].isnumeric():
                     # engine.io's MESSAGE path: AsyncSocket.receive -> AsyncServer._trigger_event
-                    if dispatcher is not None and dispatcher.event(sid, text[1:]):
-                        continue
-                    await _deliver(server, on_message, sid, text[1:])
+                    if dispatcher is None or not _dispatched(server, dispatcher, sid, text[1:]):
+                        await _deliver(server, on_message, sid, text[1:])
                     continue
                 if lean and text == "3" and direct is not None:
                     direct.pong()
