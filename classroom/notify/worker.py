@@ -197,8 +197,24 @@ class OutboxWorker:
         """Claim one batch of due rows and deliver them; the number claimed."""
         claimed = await self.claim()
         if claimed:
-            await asyncio.gather(*(self._deliver(message) for message in claimed))
+            await self._deliver_all(claimed)
         return len(claimed)
+
+    async def _deliver_all(self, claimed: list[Claimed]) -> None:
+        """Deliver concurrently, each delivery started in a pass of the event loop of its own:
+        what one does before its first wait (building an email, about a millisecond) never holds
+        the loop for the whole batch while requests wait."""
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            for message in claimed:
+                tasks.append(asyncio.create_task(self._deliver(message)))
+                await asyncio.sleep(0)
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
 
     async def claim(self) -> list[Claimed]:
         options = self.options

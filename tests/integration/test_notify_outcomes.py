@@ -4,6 +4,8 @@ written in one transaction."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
+from email.message import EmailMessage
 from pathlib import Path
 
 from sqlalchemy import event, update
@@ -173,3 +175,41 @@ async def test_commits_right_behind_a_wake_up_go_in_the_same_pass(
     finally:
         await worker.close()
     assert worker.passes == [5]
+
+
+class _Ticking(FolderTransport):
+    """Records how many passes of the event loop a ticker had made when each email was sent."""
+
+    def __init__(self, folder: Path, ticks: list[int]) -> None:
+        super().__init__(folder)
+        self.ticks = ticks
+        self.seen: list[int] = []
+
+    async def send(self, message: EmailMessage, message_id: str, created_at: datetime) -> None:
+        self.seen.append(self.ticks[0])  # called right after the email was built
+        await super().send(message, message_id, created_at)
+
+
+async def test_each_delivery_of_a_pass_starts_in_its_own_pass_of_the_loop(
+    db: Database, tmp_path: Path
+) -> None:
+    await _emails(db, 6)
+    ticks = [0]
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        while not stop.is_set():
+            ticks[0] += 1
+            await asyncio.sleep(0)
+
+    mail = _Ticking(tmp_path, ticks)
+    worker = make_worker(db, mail=mail)
+    ticking = asyncio.create_task(ticker())
+    try:
+        assert await worker.run_once() == 6
+    finally:
+        stop.set()
+        await ticking
+        await worker.close()
+    assert len(mail.seen) == 6
+    assert len(set(mail.seen)) == 6  # other work ran between any two of them
