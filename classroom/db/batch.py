@@ -18,7 +18,7 @@ class BatchLoader[K, V]:
     def __init__(
         self,
         load: Callable[[Sequence[K]], Awaitable[dict[K, V]]],
-        max_batch: int = 500,
+        max_batch: int = 100,
         name: str = "batch-loader",
     ) -> None:
         self._load = load

@@ -96,6 +96,9 @@ class GroupCommit:
         async with self._db.transaction() as tx:
             for pending in group:
                 pending.result = await pending.work(tx)
+                # Let the event loop run between works: on SQLite the statements run inline, and
+                # a group of 200 would otherwise hold the loop for the whole transaction.
+                await asyncio.sleep(0)
         for pending in group:
             if not pending.done.done():
                 pending.done.set_result(pending.result)
