@@ -14,7 +14,7 @@ import logging
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.db.engine import Database
@@ -24,6 +24,19 @@ from classroom.rooms.model import Change
 
 log = logging.getLogger(__name__)
 GROUP_MAX = 200  # changes per transaction
+
+_STAYS = Attendance.__table__
+# A leave closes the user's open stay in the session (built once: a leave is on the path of the
+# presence event everyone else waits for).
+_CLOSE_STAY = (
+    update(_STAYS)
+    .where(
+        _STAYS.c.session_id == bindparam("s"),
+        _STAYS.c.user_id == bindparam("u"),
+        _STAYS.c.left_at.is_(None),
+    )
+    .values(left_at=bindparam("at"), leave_reason=bindparam("reason"))
+)
 
 
 class AttendanceEvents(Protocol):
@@ -69,19 +82,9 @@ class AttendanceLog:
 
     async def _write(self, tx: AsyncSession, session_id: str, change: Change, at: datetime) -> None:
         for member, reason in change.left:
-            open_stay = (
-                select(Attendance.id)
-                .where(
-                    Attendance.session_id == session_id,
-                    Attendance.user_id == member.user_id,
-                    Attendance.left_at.is_(None),
-                )
-                .scalar_subquery()
-            )
             await tx.execute(
-                update(Attendance)
-                .where(Attendance.id.in_(open_stay))
-                .values(left_at=at, leave_reason=reason)
+                _CLOSE_STAY,
+                {"s": session_id, "u": member.user_id, "at": at, "reason": reason},
             )
             if self._events is not None:
                 await self._events.participant_left(
