@@ -188,6 +188,26 @@ async def test_a_client_that_stops_answering_pings_is_closed(
     assert await server.app[ECHO].wait_gone(raw.sid) in ("ping timeout", "transport close")
 
 
+async def test_a_client_that_talks_but_never_answers_pings_is_closed(
+    server: TestServer, http: aiohttp.ClientSession
+) -> None:
+    # never silent, and nothing is sent to it but pings: engine.io's client monitor (the fast
+    # path's checks it in groups) finds the late pong and closes the socket
+    raw = await connect(server, http)
+
+    async def chatter() -> None:
+        while True:  # load, not synchronisation: events without an ack id, no pongs
+            await raw.ws.send_str('42/echo,["double",1]')
+            await asyncio.sleep(PING[0] / 4)
+
+    talking = asyncio.create_task(chatter())
+    try:
+        assert await server.app[ECHO].wait_gone(raw.sid) == "ping timeout"
+    finally:
+        talking.cancel()
+        await asyncio.gather(talking, return_exceptions=True)
+
+
 @pytest.mark.parametrize("chatty", [False, True], ids=["silent", "chatty"])
 async def test_engine_io_close_then_a_client_that_keeps_the_websocket_open(
     server: TestServer, http: aiohttp.ClientSession, chatty: bool
@@ -250,3 +270,15 @@ async def test_frames_for_one_client_in_one_pass_leave_in_one_write(
         payloads.append(data[2 : 2 + data[1]].decode())
         data = data[2 + data[1] :]
     assert payloads == frames
+
+
+async def test_shutdown_stops_the_client_monitor(
+    server: TestServer, http: aiohttp.ClientSession
+) -> None:
+    raw = await connect(server, http)
+    sio = server.app[SIO]
+    assert sio.eio.service_task_handle is not None
+    async with asyncio.timeout(5):
+        await sio.shutdown()
+    assert sio.eio.service_task_handle is None
+    await raw.ws.close()

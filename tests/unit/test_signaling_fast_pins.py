@@ -64,6 +64,14 @@ REPLACED = {
         eio_server.AsyncServer._trigger_event,
         "4a09b6e47eb66532",
     ),
+    "engineio AsyncServer._service_task (monitor.service_task)": (
+        eio_server.AsyncServer._service_task,
+        "b6358bda51d0b34b",
+    ),
+    "engineio AsyncServer.shutdown (stops monitor.service_task)": (
+        eio_server.AsyncServer.shutdown,
+        "3f734c62c291d56a",
+    ),
     "engineio AsyncServer.send (emit.send_encoded's fallback)": (
         eio_server.AsyncServer.send,
         "ff1fdb18f1c30bb3",
@@ -175,6 +183,7 @@ def test_private_hooks_exist() -> None:
     # the server methods the fast path replaces on the instance, and what it reads
     assert sio._send_packet.__func__ is not sio_server.AsyncServer._send_packet
     assert sio._handle_event.__func__ is not sio_server.AsyncServer._handle_event
+    assert sio.eio._service_task.__func__ is not eio_server.AsyncServer._service_task
     assert sio.eio.handlers["message"] == message_handler == sio._handle_eio_message
     assert isinstance(sio._binary_packet, dict) and isinstance(sio.eio.sockets, dict)
     assert sio.reserved_events == ["connect", "disconnect"]
@@ -190,6 +199,7 @@ def test_plain_install_changes_only_the_driver() -> None:
     sio = socketio.AsyncServer(async_mode="aiohttp")
     fast.install(sio, fast=False, deflate=False)
     assert "_send_packet" not in vars(sio) and "_handle_event" not in vars(sio)
+    assert "_service_task" not in vars(sio.eio)
 
 
 def test_inline_emit_composes_with_the_redis_manager() -> None:

@@ -17,6 +17,8 @@ benchmarks pass to ``socketio.AsyncServer`` and ``install()`` what they apply to
 - ``frames``: packets written straight to the websocket (no engine.io queue and writer task),
   the frames for one socket in one pass of the event loop sent in one write; pings on timers,
   spread over the interval, on 50 ms ticks.
+- ``monitor``: engine.io's client monitor checking sockets in groups on a few ticks a second,
+  not one socket per wake-up.
 - ``collector``: ``GcScheduler``: ``gc.freeze()`` after start-up, raised thresholds, full
   collections in quiet moments.
 
@@ -27,6 +29,7 @@ loudly when that code changes.
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import socketio
@@ -35,6 +38,7 @@ from classroom.signaling.fast.collector import Activity, GcScheduler, gc_ctx
 from classroom.signaling.fast.dispatch import hook_server
 from classroom.signaling.fast.emit import InlineEmit, inline_emit
 from classroom.signaling.fast.frames import Flusher
+from classroom.signaling.fast.monitor import service_task
 from classroom.signaling.fast.packets import FastJson, FastPacket
 from classroom.signaling.fast.websocket import WebSocketDriver
 
@@ -90,3 +94,5 @@ def install(
     drivers = dict(eio._async)
     drivers["websocket"] = driver
     eio._async = drivers
+    if fast:
+        eio._service_task = types.MethodType(service_task, eio)
