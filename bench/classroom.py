@@ -217,6 +217,7 @@ FIGURES = [  # label, value, target (one process, two processes)
     ("join ack p99 ms", lambda r: r["join_storm"]["join_ack"]["p99"], "<= 200"),
     ("join failures", lambda r: r["join_storm"]["failures"], "0"),
     ("server CPU ms per client (storm)", lambda r: r.get("storm_cpu_ms_per_client"), ""),
+    ("load client CPU ms (storm)", lambda r: r["join_storm"].get("client_cpu_ms"), ""),
     ("presence p50 ms", lambda r: r["presence"]["latency"]["p50"], ""),
     ("presence p99 ms", lambda r: r["presence"]["latency"]["p99"], "<= 5"),
     ("presence failures", lambda r: r["presence"]["failures"], "0"),
