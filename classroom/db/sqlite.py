@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -69,7 +70,9 @@ class Checkpointer:
         self._path = path
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._running: asyncio.Future[None] | None = None  # the checkpoint on its thread
         self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # one use of the connection at a time, close included
         self.checkpoints = 0
 
     def start(self) -> None:
@@ -79,25 +82,35 @@ class Checkpointer:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
+            self._running = asyncio.ensure_future(asyncio.to_thread(self.checkpoint))
             try:
-                await asyncio.to_thread(self.checkpoint)
+                # A cancelled loop leaves the thread running: stop() waits for it.
+                await asyncio.shield(self._running)
             except Exception:
                 log.exception("sqlite checkpoint failed; trying again in %.0f s", self._interval)
 
     def checkpoint(self) -> None:
         """One passive checkpoint (blocking: call it on a thread)."""
-        if self._connection is None:
-            self._connection = sqlite3.connect(
-                self._path, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False
-            )
-        self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        self.checkpoints += 1
+        with self._lock:
+            if self._connection is None:
+                self._connection = sqlite3.connect(
+                    self._path, timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False
+                )
+            self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self.checkpoints += 1
+
+    def _close(self) -> None:
+        with self._lock:
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                connection.close()
 
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            await asyncio.to_thread(connection.close)
+        if self._running is not None:  # never close the connection under a checkpoint
+            await asyncio.gather(self._running, return_exceptions=True)
+            self._running = None
+        await asyncio.to_thread(self._close)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, cast
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.db.engine import Database
@@ -25,7 +25,7 @@ from classroom.rooms.model import Change
 log = logging.getLogger(__name__)
 GROUP_MAX = 200  # changes per transaction
 
-_STAYS = Attendance.__table__
+_STAYS = cast(Table, Attendance.__table__)
 # A leave closes the user's open stay in the session (built once: a leave is on the path of the
 # presence event everyone else waits for).
 _CLOSE_STAY = (

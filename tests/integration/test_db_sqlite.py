@@ -88,3 +88,26 @@ async def test_commits_leave_the_checkpoints_to_the_checkpointer(tmp_path: Path)
             assert check.execute("SELECT count(*) FROM t").fetchone() == (20,)
     finally:
         await db.close()
+
+
+async def test_stopping_the_checkpointer_waits_for_a_checkpoint_under_way(tmp_path: Path) -> None:
+    """Closing its connection while a checkpoint runs on the thread would crash the process:
+    stop() waits for the checkpoint (here: stopped again and again in the middle of them)."""
+    path = tmp_path / "busy.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with db.transaction() as tx:
+            await tx.execute(text("CREATE TABLE t (blob TEXT)"))
+        for round_ in range(30):
+            checkpointer = Checkpointer(str(path), interval=0)
+            checkpointer.start()
+            for _ in range(3):
+                async with db.transaction() as tx:
+                    await tx.execute(text("INSERT INTO t VALUES (:b)"), {"b": "x" * 5_000})
+                await asyncio.sleep(0)
+            await asyncio.wait_for(checkpointer.stop(), 10)
+            assert checkpointer.checkpoints >= 0, round_
+    finally:
+        await db.close()
+    with sqlite3.connect(path) as check:
+        assert check.execute("SELECT count(*) FROM t").fetchone() == (90,)
