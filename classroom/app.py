@@ -109,7 +109,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SESSIONS] = sessions
     add_session_routes(app)
 
-    # The signaling fast path (classroom/signaling/fast.py, CLASSROOM_SIGNALING_FAST). Another
+    # The signaling fast path (classroom/signaling/fast/, CLASSROOM_SIGNALING_FAST). Another
     # client manager goes through server_options(client_manager=...), its class wrapped in
     # fast.inline_emit(...) when the fast path is on.
     activity = fast.Activity()

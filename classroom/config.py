@@ -52,9 +52,9 @@ class Settings(BaseSettings):
     classroom_open_before_minutes: int = Field(default=15, ge=0)
     classroom_hard_cap_minutes: int = Field(default=30, ge=0)
     reconnect_grace: float = Field(default=10.0, gt=0)
-    ping_interval: float = Field(default=2.0, gt=0)
-    ping_timeout: float = Field(default=3.0, gt=0)
-    # signaling: the fast path (classroom/signaling/fast.py), websocket compression, event loop
+    ping_interval: float = Field(default=1.0, gt=0)
+    ping_timeout: float = Field(default=1.5, gt=0)
+    # signaling: the fast path (classroom/signaling/fast/), websocket compression, event loop
     signaling_fast: bool = True
     websocket_deflate: bool = False
     gc_tuning: bool = True

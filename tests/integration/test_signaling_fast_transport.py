@@ -154,6 +154,23 @@ async def test_pings_keep_coming_while_pongs_answer(
     assert await raw.frames(1) == ['43/echo,1["alive"]']
 
 
+async def test_a_held_up_server_loop_reads_what_waits_before_calling_a_client_silent(
+    aiohttp_server: Any, http: aiohttp.ClientSession
+) -> None:
+    # the client sends, then the server's loop is held up past the silence limit (a long GC
+    # pause, a slow handler): what the client sent is read before the silence watchdog expires
+    # it. The fast path only: here client and server share one loop, so the client cannot answer
+    # the ping sent meanwhile either, and engine.io's pong check (plain, and the fast path with
+    # deflate, which keeps engine.io's queue) rightly closes for that.
+    server: TestServer = await aiohttp_server(build(True, False, ping=PING), host="127.0.0.1")
+    raw = await connect(server, http)
+    await raw.ws.send_str('42/echo,1["echo","held"]')
+    time.sleep(sum(PING) * 2)  # the stall under test, not synchronisation: the loop is blocked
+    assert await raw.frames(1) == ['43/echo,1["held"]']
+    await raw.ws.send_str('42/echo,2["echo","alive"]')
+    assert await raw.frames(1) == ['43/echo,2["alive"]']
+
+
 async def test_connections_that_arrive_together_ping_at_different_moments(
     aiohttp_server: Any, http: aiohttp.ClientSession
 ) -> None:
@@ -186,6 +203,29 @@ async def test_a_client_that_stops_answering_pings_is_closed(
     assert time.monotonic() - started >= PING[0]
     assert set(seen) <= {"2", "1"}
     assert await server.app[ECHO].wait_gone(raw.sid) in ("ping timeout", "transport close")
+
+
+async def test_a_silent_client_is_cut_off_without_waiting_for_its_close_frame(
+    server: TestServer, http: aiohttp.ClientSession, request: pytest.FixtureRequest
+) -> None:
+    # a client that reads nothing and sends nothing (a laptop lid shut, a cable pulled): it never
+    # answers the close handshake either, so the fast path drops the TCP connection once the
+    # silence limit passed instead of leaving it to aiohttp's 10 s close timeout
+    connections: Any = server.runner.server
+    lost = asyncio.Event()
+    connection_lost = connections.connection_lost
+
+    def on_lost(handler: Any, exc: BaseException | None) -> None:
+        connection_lost(handler, exc)
+        lost.set()
+
+    connections.connection_lost = on_lost
+    raw = await connect(server, http)
+    assert await server.app[ECHO].wait_gone(raw.sid) in ("ping timeout", "transport close")
+    if request.node.callspec.params["server"] == "plain":
+        return  # engine.io's own handler waits for the close frame
+    async with asyncio.timeout(2):  # well under aiohttp's 10 s wait for the close frame
+        await lost.wait()
 
 
 async def test_a_client_that_talks_but_never_answers_pings_is_closed(

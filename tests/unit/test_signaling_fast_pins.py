@@ -169,7 +169,7 @@ def test_replaced_code_unchanged(what: str) -> None:
     obj, digest = REPLACED[what]
     source = inspect.getsource(obj)
     assert hashlib.sha256(source.encode()).hexdigest()[:16] == digest, (
-        f"{what} changed upstream: port the change into classroom/signaling/fast.py"
+        f"{what} changed upstream: port the change into classroom/signaling/fast/"
     )
 
 

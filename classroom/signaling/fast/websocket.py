@@ -36,6 +36,8 @@ from engineio.async_socket import AsyncSocket
 from classroom.signaling.fast.frames import Direct, Flusher, on_tick
 from classroom.signaling.fast.inbox import Response
 
+LATE_WATCHDOG = 0.25  # seconds past its time: the watchdog ran late, the loop was held up
+
 
 class WebSocketDriver:
     """engine.io's aiohttp ``WebSocket`` wrapper, with compression and the loop chosen here."""
@@ -206,18 +208,27 @@ async def socket_loop(
     expired = False
     handle: asyncio.TimerHandle | None = None
 
+    late_once = False
+
     def watchdog() -> None:
-        nonlocal handle, expired, closed_at
+        nonlocal handle, expired, closed_at, late_once
         now = loop.time()
         due = last + limit
         if socket.closed:
             closed_at = now if closed_at is None else closed_at
             due = min(due, closed_at + limit)
         if now >= due and (waiting or socket.closed):
+            if now - due > LATE_WATCHDOG and not late_once:
+                # The loop was held up past the limit: what the client sent meanwhile may still
+                # be waiting to be read. One more short look before calling it silent.
+                late_once = True
+                handle = loop.call_at(on_tick(now + 0.1), watchdog)
+                return
             expired = True
             if waiting:
                 reader.cancel()
             return
+        late_once = False
         handle = loop.call_at(on_tick(max(due, now + 0.05)), watchdog)
 
     handle = loop.call_at(on_tick(last + limit), watchdog)
@@ -302,6 +313,10 @@ async def socket_loop(
             inbox.take = None
         if handle is not None:
             handle.cancel()
+    if expired and transport is not None:
+        # A silent client never answers the close handshake, and aiohttp's close waits 10 s for
+        # it (meanwhile engine.io's monitor closed the socket later, for a late pong).
+        transport.abort()
     if writer_task is not None:
         await socket.queue.put(None)
         await writer_task
