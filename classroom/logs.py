@@ -1,35 +1,90 @@
 """Logging: stdlib ``logging`` everywhere, rendered by structlog as console lines or JSON.
 
-Rendering a line (structlog's processors, the console renderer's padding and colours, or JSON)
-and writing it to stderr cost about 0.3 ms, on the event loop's thread between two Socket.IO
-events. The handlers here only queue the record (its message merged with its arguments, the time
-it was made kept); a thread of its own renders and writes the lines, in order. ``stop_logging``
-(also run at exit) writes what is still queued.
+Writing a line to stderr as it is logged costs a system call per line on the event loop's thread
+(a completion logs five), and handing each line to a thread of its own costs worse on a busy
+machine: the thread wakes for every line and takes the interpreter lock from the loop in the
+middle of its work. So a line logged on the event loop's thread is kept (its message merged with
+its arguments, its traceback, the time it was logged) and the lines kept are rendered and written
+together, in one write, FLUSH_AFTER seconds after the first of them, between two of the loop's
+callbacks. A warning or worse is written at once with what is kept before it; so is a line
+logged on any other thread or outside a running loop. ``stop_logging`` (also run at exit) writes
+what is still kept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
-import logging.handlers
-import queue
 import sys
+import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
-_listener: logging.handlers.QueueListener | None = None
+FLUSH_AFTER = 0.05  # seconds
+
+_handler: _BatchHandler | None = None
 
 
-class _QueueHandler(logging.handlers.QueueHandler):
-    """Queues the record as it is (its traceback included) with its message merged: the
-    rendering thread must not format arguments that may change after the call."""
+class _BatchHandler(logging.Handler):
+    """Keeps the event loop's lines and writes them together (the module doc)."""
 
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+    def __init__(self, stream: TextIO, formatter: logging.Formatter) -> None:
+        super().__init__()
+        self.setFormatter(formatter)
+        self._stream = stream
+        self._kept: list[logging.LogRecord] = []
+        self._guard = threading.Lock()
+        self._scheduled: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # where _scheduled runs
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # the message as it is now: the arguments may change before the line is rendered
         record.msg = record.getMessage()
         record.args = None
-        return record
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        with self._guard:
+            if self._scheduled is not None and loop is not self._loop:
+                self._write_kept()  # kept on a loop that is no longer running here
+            self._kept.append(record)
+            if loop is None or record.levelno >= logging.WARNING:
+                self._write_kept()
+            elif self._scheduled is None:
+                self._scheduled = loop.call_later(FLUSH_AFTER, self.flush)
+                self._loop = loop
+
+    def flush(self) -> None:
+        with self._guard:
+            self._write_kept()
+
+    def _write_kept(self) -> None:
+        """Called with the guard held."""
+        # a flush still scheduled runs anyway and finds little or nothing (cancelling it from
+        # another thread would not be safe)
+        self._scheduled = self._loop = None
+        kept, self._kept = self._kept, []
+        if not kept:
+            return
+        lines: list[str] = []
+        for record in kept:
+            try:
+                lines.append(self.format(record))
+            except Exception:
+                self.handleError(record)
+        try:
+            self._stream.write("\n".join(lines) + "\n")
+            self._stream.flush()
+        except Exception:
+            self.handleError(kept[-1])
+
+    def close(self) -> None:
+        self.flush()
+        super().close()
 
 
 def _timestamp(_logger: Any, _name: str, event_dict: Any) -> Any:
@@ -43,7 +98,7 @@ def _timestamp(_logger: Any, _name: str, event_dict: Any) -> Any:
 
 
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
-    global _listener
+    global _handler
     stop_logging()
     shared: list[structlog.types.Processor] = [
         structlog.stdlib.add_log_level,
@@ -56,18 +111,13 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         shared.append(structlog.processors.format_exc_info)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    writer = logging.StreamHandler(sys.stderr)
-    writer.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-        )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    _listener = logging.handlers.QueueListener(records, writer, respect_handler_level=True)
-    _listener.start()
+    _handler = _BatchHandler(sys.stderr, formatter)
     root = logging.getLogger()
-    root.handlers[:] = [_QueueHandler(records)]
+    root.handlers[:] = [_handler]
     root.setLevel(level)
     # Library chatter stays at WARNING unless we debug.
     for noisy in ("aiohttp.access", "engineio", "socketio", "aioice", "aiortc", "alembic"):
@@ -75,11 +125,9 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
 
 
 def stop_logging() -> None:
-    """Write every queued line and stop the rendering thread (idempotent)."""
-    global _listener
-    listener, _listener = _listener, None
-    if listener is not None:
-        listener.stop()
+    """Write every kept line (idempotent); lines logged afterwards are written at once."""
+    if _handler is not None:
+        _handler.flush()
 
 
 atexit.register(stop_logging)

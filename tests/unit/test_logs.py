@@ -1,15 +1,19 @@
-"""Log lines are rendered on a thread of their own: in order, with their arguments as they were
-when logged, their tracebacks, and the time they were logged."""
+"""Log lines logged on the event loop are kept and written together, in one write, after
+FLUSH_AFTER or with the next warning: in order, with their arguments as they were when logged,
+their tracebacks, and the time they were logged. Lines logged elsewhere are written at once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 
+from classroom import logs
 from classroom.logs import configure_logging, stop_logging
 
 
@@ -23,7 +27,7 @@ def restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
-def test_json_lines_rendered_off_the_callers_thread(
+def test_json_lines_in_order_with_their_arguments_as_logged(
     capsys: pytest.CaptureFixture[str], restore_logging: None
 ) -> None:
     configure_logging("INFO", "json")
@@ -47,3 +51,77 @@ def test_json_lines_rendered_off_the_callers_thread(
     assert [line["event"] for line in lines[2:]] == [f"line {i}" for i in range(50)]
     stamps = [datetime.fromisoformat(line["timestamp"]) for line in lines]
     assert stamps == sorted(stamps) and all(s.utcoffset() is not None for s in stamps)
+
+
+class Stream:
+    """stderr for the handler: each write kept, a waiter woken."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+        self.wrote = asyncio.Event()
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        self.wrote.set()
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+    def lines(self) -> list[str]:
+        return "".join(self.writes).splitlines()
+
+
+def handler(stream: Stream) -> logging.Logger:
+    formatter = logging.Formatter("%(levelname)s %(message)s")
+    log = logging.getLogger("classroom.test.batch")
+    log.handlers[:] = [logs._BatchHandler(stream, formatter)]  # type: ignore[arg-type]
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    return log
+
+
+async def test_lines_on_the_loop_are_written_together_after_a_moment() -> None:
+    stream = Stream()
+    log = handler(stream)
+    started = asyncio.get_running_loop().time()
+    for i in range(3):
+        log.info("line %d", i)
+    assert stream.writes == []  # kept: nothing written on the caller's time
+    async with asyncio.timeout(5):
+        await stream.wrote.wait()
+    assert asyncio.get_running_loop().time() - started >= logs.FLUSH_AFTER * 0.9
+    assert stream.writes == ["INFO line 0\nINFO line 1\nINFO line 2\n"]  # one write
+
+
+async def test_a_warning_is_written_at_once_after_what_was_kept() -> None:
+    stream = Stream()
+    log = handler(stream)
+    log.info("kept")
+    log.warning("now")
+    assert stream.lines() == ["INFO kept", "WARNING now"]
+
+
+async def test_lines_from_another_thread_are_written_at_once_in_order() -> None:
+    stream = Stream()
+    log = handler(stream)
+    log.info("on the loop")
+    thread = threading.Thread(target=lambda: log.info("from a thread"))
+    thread.start()
+    thread.join(5)
+    assert stream.lines() == ["INFO on the loop", "INFO from a thread"]
+
+
+def test_lines_kept_by_a_loop_that_ended_are_written_by_the_next_line() -> None:
+    stream = Stream()
+    log = handler(stream)
+
+    async def on_a_loop(text: str) -> None:
+        log.info(text)
+
+    asyncio.run(on_a_loop("first"))  # its loop closed before the flush came
+    assert stream.writes == []
+    asyncio.run(on_a_loop("second"))  # another loop: what the first kept is written
+    assert stream.lines() == ["INFO first"]
+    log.info("outside a loop")
+    assert stream.lines() == ["INFO first", "INFO second", "INFO outside a loop"]
