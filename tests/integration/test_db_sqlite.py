@@ -111,3 +111,34 @@ async def test_stopping_the_checkpointer_waits_for_a_checkpoint_under_way(tmp_pa
         await db.close()
     with sqlite3.connect(path) as check:
         assert check.execute("SELECT count(*) FROM t").fetchone() == (90,)
+
+
+async def test_a_unit_of_work_ends_without_waiting_for_the_event_loop(tmp_path: Path) -> None:
+    """Commit (or rollback) and close happen at once: no pass of the event loop in between
+    (SQLAlchemy's session context closes in a task of its own, two passes per transaction, long
+    ones when a thousand connections keep the loop busy). The connection goes back to its pool."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'passes.db'}")
+    try:
+        async with db.transaction() as tx:  # the pools open their connections (on a thread)
+            await tx.execute(text("CREATE TABLE t (n INTEGER)"))
+        async with db.reader() as tx:
+            await tx.execute(text("SELECT 1"))
+        passes: list[int] = []
+        asyncio.get_running_loop().call_soon(passes.append, 1)
+        async with db.transaction() as tx:
+            await tx.execute(text("INSERT INTO t VALUES (1)"))
+        async with db.reader() as tx:
+            assert (await tx.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
+        try:
+            async with db.transaction() as tx:
+                await tx.execute(text("INSERT INTO t VALUES (2)"))
+                raise ValueError("refused")
+        except ValueError:
+            pass
+        assert passes == []  # the callback scheduled before them has not run yet
+        async with db.reader() as tx:
+            assert (await tx.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
+        for engine in (db.engine, db._read_engine):
+            assert engine is not None and engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await db.close()
