@@ -98,11 +98,21 @@ class RoomService:
             return change
 
     async def _after(self, session_id: str, change: Change) -> None:
+        """Record the attendance and announce the change. The write and the announcement go
+        side by side (the other participant does not wait for the database); both are done
+        before the room's lock is released, so whatever takes the lock next (another change, a
+        completion closing the classroom) sees the attendance recorded."""
         at = datetime.fromtimestamp(self._clock(), UTC)
+        recording = asyncio.ensure_future(self._attendance.record(session_id, change, at))
         try:
-            await self._attendance.record(session_id, change, at)
-        except Exception:
-            log.exception("attendance not recorded session=%s", session_id)
+            await self._announce(session_id, change)
+        finally:
+            try:
+                await asyncio.shield(recording)
+            except Exception:
+                log.exception("attendance not recorded session=%s", session_id)
+
+    async def _announce(self, session_id: str, change: Change) -> None:
         self._metrics.presence_changes.inc()
         for member, reason in change.left:
             log.info("left session=%s user=%s reason=%s", session_id, member.user_id, reason)
