@@ -39,7 +39,8 @@ LeftElsewhere = Callable[[str, str], Awaitable[None]]
 
 
 class RoomListener(Protocol):
-    """Who hears about room changes after they are recorded (the Socket.IO namespace, media)."""
+    """Who hears about room changes (the Socket.IO namespace, media), while their attendance is
+    recorded."""
 
     async def presence_changed(self, change: Change) -> None: ...
 

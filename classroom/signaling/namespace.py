@@ -350,7 +350,7 @@ class ClassroomNamespace(
             if not sids:
                 del self._watchers[session_id]
 
-    # -- room listener: announce after the change is recorded ----------------------------------
+    # -- room listener: announce the change (recorded meanwhile) ------------------------------
     async def presence_changed(self, change: Change) -> None:
         snapshot = self._rooms.with_media(change.snapshot)
         payload = snapshot.to_dict()

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from classroom.db.engine import Database
 from classroom.db.tables import Attendance, Invoice, LedgerEntry, Session, utcnow
 from tests.conftest import People
+from tests.integration.absence_support import wait_until
 from tests.support import RECAP, Client, Connect, seed_session, statuses
 
 
@@ -142,19 +143,21 @@ async def test_abrupt_drop_shows_reconnecting_then_leaves_after_grace(
     assert refused["error"]["code"] == "participants_remain"
     await tutor.wait_presence({"tutor-1": "present"}, timeout=5)
 
-    async with db.reader() as tx:
-        stays = (
-            (
-                await tx.execute(
-                    select(Attendance).where(
-                        Attendance.session_id == session_id, Attendance.user_id == "student-1"
-                    )
+    async def reasons() -> list[str | None]:
+        async with db.reader() as tx:
+            rows = await tx.execute(
+                select(Attendance.leave_reason).where(
+                    Attendance.session_id == session_id, Attendance.user_id == "student-1"
                 )
             )
-            .scalars()
-            .all()
-        )
-    assert [s.leave_reason for s in stays] == ["timeout"]
+            return list(rows.scalars())
+
+    # the leave is announced while its record is written: the record follows within moments
+    async def recorded() -> bool:
+        return await reasons() != [None]
+
+    await wait_until(recorded, timeout=5)
+    assert await reasons() == ["timeout"]
 
 
 async def test_reconnecting_inside_the_grace_shows_no_leave(
