@@ -214,6 +214,8 @@ def topology(
 
 FIGURES = [  # label, value, target (one process, two processes)
     ("join storm total ms (all clients)", lambda r: r["join_storm"]["total_ms"], "<= 2000"),
+    ("connect p50 ms (before the join)", lambda r: r["join_storm"]["connect"]["p50"], ""),
+    ("join ack p50 ms", lambda r: r["join_storm"]["join_ack"]["p50"], ""),
     ("join ack p99 ms", lambda r: r["join_storm"]["join_ack"]["p99"], "<= 200"),
     ("join failures", lambda r: r["join_storm"]["failures"], "0"),
     ("server CPU ms per client (storm)", lambda r: r.get("storm_cpu_ms_per_client"), ""),
