@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 log = logging.getLogger(__name__)
 
 type Work[T] = Callable[[AsyncSession], Awaitable[T]]
+
+HOLD_MAX = 0.002  # seconds of works run in a row before the event loop gets a pass
 
 
 class Transactions(Protocol):
@@ -94,11 +97,16 @@ class GroupCommit:
     async def _commit(self, group: list[_Pending]) -> None:
         self.transactions += 1
         async with self._db.transaction() as tx:
+            ran = time.perf_counter()
             for pending in group:
                 pending.result = await pending.work(tx)
-                # Let the event loop run between works: on SQLite the statements run inline, and
-                # a group of 200 would otherwise hold the loop for the whole transaction.
-                await asyncio.sleep(0)
+                # On SQLite the statements run inline: a group of 200 would hold the event loop
+                # for the whole transaction. Let it run every HOLD_MAX, not after every work: a
+                # pass of the loop at the start of the hour is long, and every caller of the
+                # group (and of the groups queued behind it) waits for all of its passes.
+                if time.perf_counter() - ran > HOLD_MAX:
+                    await asyncio.sleep(0)
+                    ran = time.perf_counter()
         for pending in group:
             if not pending.done.done():
                 pending.done.set_result(pending.result)
