@@ -396,7 +396,8 @@ async def test_shutdown_waits_for_the_disconnects_under_way(
     closed = asyncio.ensure_future(student.close())  # a clean leave, held in the presence store
     await asyncio.wait_for(leaving.wait(), 10)
     closing = asyncio.ensure_future(server.app[NAMESPACE].close())
-    await asyncio.sleep(0.05)
+    for _ in range(20):  # passes of the event loop: the held leave cannot finish meanwhile
+        await asyncio.sleep(0)
     assert not closing.done()  # the shutdown waits for the leave under way
     release.set()
     await asyncio.wait_for(asyncio.gather(closing, closed), 10)

@@ -1,19 +1,16 @@
 """A presence change is announced without waiting for its attendance write, and the room's lock
 is held until the write is committed: the next change of the classroom (a leave, the completion
-closing it) sees the attendance recorded. The real in-process presence and the real SQLite."""
+closing it) sees the attendance recorded. The real in-process presence and the real database."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from classroom.db.engine import Database
-from classroom.db.tables import Attendance, Base, Session
+from classroom.db.tables import Attendance, Session
 from classroom.metrics import Metrics
 from classroom.rooms.attendance import AttendanceLog
 from classroom.rooms.memory import MemoryPresence
@@ -53,15 +50,6 @@ class Heard:
 
     async def classroom_closed(self, session_id: str, reason: str) -> None:
         return None
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'announce.db'}")
-    async with database.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    yield database
-    await database.close()
 
 
 async def test_announced_before_the_write_and_the_next_change_waits_for_it(db: Database) -> None:
