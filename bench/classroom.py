@@ -60,13 +60,13 @@ from bench.classroom_servers import (
     Profiler,
     Server,
     database,
-    dead_servers,
+    drive_servers,
     redis_prefix,
     scan_log,
     seed,
     servers,
 )
-from bench.harness import LOGS, ROOT, drive_load, median, need_peer, table, write_result
+from bench.harness import LOGS, ROOT, median, need_peer, table, write_result
 from classroom.config import Settings
 from tests.support import RECAP
 
@@ -155,20 +155,17 @@ async def phases(
         }
         timeout = 300 + 4 * args.settle_max + 0.1 * len(sessions)
         try:
-            result = await drive_load(
-                config, tmp / "load.json", marks, timeout=timeout, stderr_to=logs / "load.log"
+            result = await drive_servers(
+                started,
+                config,
+                tmp / "load.json",
+                marks,
+                timeout=timeout,
+                stderr_to=logs / "load.log",
             )
-        except Exception as exc:
-            dead = dead_servers(started)
-            if dead is not None:
-                raise dead from exc
-            raise
         finally:
             for profiler in profilers:
                 profiler.stop()
-        dead = dead_servers(started)  # a server that died mid-run leaves figures that mean nothing
-        if dead is not None:
-            raise dead
     result["server_log"] = [scan_log(s.log) for s in started]
     result["topology"] = topology(args, started, redis)
     clients = result["join_storm"]["clients"]

@@ -38,8 +38,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from bench.classroom_servers import Marks, dead_servers, scan_log, servers
-from bench.harness import drive_load
+from bench.classroom_servers import Marks, drive_servers, scan_log, servers
 
 
 async def memory_run(
@@ -61,18 +60,14 @@ async def memory_run(
             "concurrency": args.memory_concurrency,
         }
         timeout = 120 + (args.memory_steps + 1) * args.settle_max + 0.2 * 2 * len(sessions)
-        try:
-            load = await drive_load(
-                config, tmp / "memory.json", marks, timeout=timeout, stderr_to=logs / "load.log"
-            )
-        except Exception as exc:
-            dead = dead_servers(started)
-            if dead is not None:
-                raise dead from exc
-            raise
-        dead = dead_servers(started)  # a server that died mid-run leaves figures that mean nothing
-        if dead is not None:
-            raise dead
+        load = await drive_servers(
+            started,
+            config,
+            tmp / "memory.json",
+            marks,
+            timeout=timeout,
+            stderr_to=logs / "load.log",
+        )
     figures = memory_figures(marks, load["steps"])
     figures["server_log"] = [scan_log(s.log) for s in started]
     figures["concurrency"] = args.memory_concurrency

@@ -30,6 +30,7 @@ from bench.harness import (
     ROOT,
     Process,
     cpu_seconds,
+    drive_load,
     free_port,
     rss_bytes,
     settle,
@@ -198,6 +199,30 @@ def dead_servers(started: list[Server]) -> RuntimeError | None:
     """What went wrong when the load failed: the servers that exited, with their logs' ends."""
     dead = [s.death() for s in started if s.process.proc.returncode is not None]
     return RuntimeError("\n".join(dead)) if dead else None
+
+
+async def drive_servers(
+    started: list[Server],
+    config: dict[str, Any],
+    out: Path,
+    marks: Marks,
+    *,
+    timeout: float,
+    stderr_to: Path,
+) -> dict[str, Any]:
+    """``drive_load`` against ``started``; a server that died meanwhile is the error raised (its
+    log's end), whether the load failed or not: figures from a dead server mean nothing."""
+    try:
+        result = await drive_load(config, out, marks, timeout=timeout, stderr_to=stderr_to)
+    except Exception as exc:
+        dead = dead_servers(started)
+        if dead is not None:
+            raise dead from exc
+        raise
+    dead = dead_servers(started)
+    if dead is not None:
+        raise dead
+    return result
 
 
 def log_tail(path: Path, lines: int = 15) -> str:
