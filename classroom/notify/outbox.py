@@ -59,28 +59,16 @@ def _statement(tx: AsyncSession, name: str, build: Callable[[Any], Any]) -> Any:
     return stmt
 
 
-def _many(tx: AsyncSession) -> Any:
-    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key``, sent
-    as one statement for many rows."""
+def _skipping_duplicates(tx: AsyncSession, returning: str) -> Any:
+    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING <returning>``: for one row,
+    or for many sent as one statement (returning ``idempotency_key``: which of them were new)."""
     return _statement(
         tx,
-        "many",
+        returning,
         lambda insert: (
             insert(_OUTBOX)
             .on_conflict_do_nothing(index_elements=[_OUTBOX.c.idempotency_key])
-            .returning(_OUTBOX.c.idempotency_key)
-        ),
-    )
-
-
-def _one(tx: AsyncSession) -> Any:
-    return _statement(
-        tx,
-        "one",
-        lambda insert: (
-            insert(_OUTBOX)
-            .on_conflict_do_nothing(index_elements=[_OUTBOX.c.idempotency_key])
-            .returning(_OUTBOX.c.id)
+            .returning(_OUTBOX.c[returning])
         ),
     )
 
@@ -131,7 +119,7 @@ async def enqueue(
         "attempts": 0,
         "created_at": now,
     }
-    inserted = (await tx.execute(_one(tx), row)).scalar_one_or_none()
+    inserted = (await tx.execute(_skipping_duplicates(tx, "id"), row)).scalar_one_or_none()
     if inserted is None:
         log.info(
             "outbox: %s %s for session %s already enqueued (key %s)", kind, topic, session_id, key
@@ -179,7 +167,7 @@ async def enqueue_many(
         }
         for m in messages
     ]
-    written = set((await tx.execute(_many(tx), rows)).scalars())
+    written = set((await tx.execute(_skipping_duplicates(tx, "idempotency_key"), rows)).scalars())
     for m in messages:
         if m.key in written:
             log.debug("outbox: enqueued %s %s for session %s", kind, m.topic, session_id)
