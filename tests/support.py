@@ -142,3 +142,17 @@ def statuses(snapshot: dict[str, Any]) -> dict[str, str]:
 
 Connect = Callable[[Identity], Awaitable["Client"]]
 """``connect(who)``: a connected ``Client`` for ``who`` (the ``connect`` fixture)."""
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 10
+) -> None:
+    """Poll ``condition`` until true; fail after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = condition()
+            if isinstance(result, Awaitable):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(0.02)

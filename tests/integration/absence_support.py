@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
-from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -17,20 +15,6 @@ from classroom.auth import Identity
 from classroom.db.engine import Database
 from classroom.db.tables import OutboxMessage
 from tests.conftest import People
-
-
-async def wait_until(
-    condition: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 10
-) -> None:
-    """Poll ``condition`` until true; fail after ``timeout`` seconds."""
-    async with asyncio.timeout(timeout):
-        while True:
-            result = condition()
-            if isinstance(result, Awaitable):
-                result = await result
-            if result:
-                return
-            await asyncio.sleep(0.02)
 
 
 def mails(folder: Path) -> list[EmailMessage]:

@@ -13,8 +13,7 @@ from sqlalchemy import func, select
 from classroom.db.engine import Database
 from classroom.db.tables import Attendance, Invoice, LedgerEntry, Session, utcnow
 from tests.conftest import People
-from tests.integration.absence_support import wait_until
-from tests.support import RECAP, Client, Connect, seed_session, statuses
+from tests.support import RECAP, Client, Connect, seed_session, statuses, wait_until
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient
 from classroom.auth import Identity
 from classroom.db.engine import Database
 from tests.conftest import People
-from tests.integration.absence_support import Http, bodies, mails, outbox, wait_until
-from tests.support import Connect, seed_session
+from tests.integration.absence_support import Http, bodies, mails, outbox
+from tests.support import Connect, seed_session, wait_until
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from classroom.db.engine import Database
 from classroom.db.tables import LedgerEntry, utcnow
 from classroom.sessions.api import SESSIONS
 from tests.conftest import AppFactory, People
-from tests.integration.absence_support import Http, bodies, mails, outbox, wait_until
+from tests.integration.absence_support import Http, bodies, mails, outbox
 from tests.integration.sessions_support import Clock
-from tests.support import Client, seed_session
+from tests.support import Client, seed_session, wait_until
 
 Connect = Callable[[Identity], Awaitable[Client]]
 HOOKS = {"webhook_url": "http://127.0.0.1:9/hooks", "webhook_secret": "s3cret"}

@@ -30,9 +30,8 @@ from tests.integration.test_notify_receivers import (
     outbox_rows,
     running_receiver,
     running_smtp,
-    wait_until,
 )
-from tests.support import RECAP, Client
+from tests.support import RECAP, Client, wait_until
 
 NOTES = "PRIVATE tutor note: worried about the exam"
 TUTOR_ZONE = "America/New_York"

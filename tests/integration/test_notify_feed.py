@@ -19,7 +19,8 @@ from classroom.notify.ical import unfold
 from classroom.notify.outbox import calendar_sequence
 from classroom.notify.wiring import NOTIFIER, OUTBOX_WORKER, install_notifications
 from tests.conftest import JWT_SECRET, People, make_settings
-from tests.integration.test_notify_receivers import a_session, outbox_rows, wait_until
+from tests.integration.test_notify_receivers import a_session, outbox_rows
+from tests.support import wait_until
 
 
 async def seed(db: Database) -> None:

@@ -22,8 +22,8 @@ from tests.integration.test_notify_receivers import (
     drain,
     make_worker,
     outbox_rows,
-    wait_until,
 )
+from tests.support import wait_until
 
 
 async def _emails(db: Database, count: int) -> None:

@@ -31,8 +31,8 @@ from tests.integration.test_notify_receivers import (
     outbox_rows,
     running_receiver,
     running_smtp,
-    wait_until,
 )
+from tests.support import wait_until
 
 SESSIONS = 8
 

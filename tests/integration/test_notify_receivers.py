@@ -7,7 +7,7 @@ import asyncio
 import email
 import email.policy
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,20 +39,6 @@ FAST = WorkerOptions(
     retry_max_seconds=1,
     poll_seconds=0.2,
 )
-
-
-async def wait_until(
-    condition: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 10
-) -> None:
-    """Poll ``condition`` until true; fail after ``timeout`` seconds."""
-    async with asyncio.timeout(timeout):
-        while True:
-            result = condition()
-            if isinstance(result, Awaitable):
-                result = await result
-            if result:
-                return
-            await asyncio.sleep(0.02)
 
 
 class SmtpSink:

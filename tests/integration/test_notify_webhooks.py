@@ -29,8 +29,8 @@ from tests.integration.test_notify_receivers import (
     make_worker,
     outbox_rows,
     running_receiver,
-    wait_until,
 )
+from tests.support import wait_until
 
 
 @pytest.fixture
