@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     smtp_url: str | None = None
     mail_from: str = "Classroom <classroom@localhost>"
     mail_dir: str = "./outbox-mail"
+    # emails built and rendered in helper processes (0: on the event loop)
+    mail_render_processes: int = Field(default=1, ge=0, le=8)
     webhook_url: str | None = None
     webhook_secret: str | None = Field(default=None, validate_default=True)
     outbox_max_attempts: int = Field(default=8, ge=1)

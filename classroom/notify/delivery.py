@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from classroom.notify.errors import PermanentDeliveryError
-from classroom.notify.mail import MailTransport, build_message
+from classroom.notify.mail import MailTransport
 from classroom.notify.outbox import EMAIL, WEBHOOK
+from classroom.notify.rendering import MailRenderer
 from classroom.notify.webhook import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -40,19 +41,25 @@ class Claimed:
 
 
 class Channels:
-    """The ways out: one mail transport, and a webhook sender when a URL is configured."""
+    """The ways out: one mail transport (emails rendered by ``renderer``, on the loop when
+    none is given), and a webhook sender when a URL is configured."""
 
     def __init__(
-        self, mail: MailTransport, mail_from: str, webhooks: WebhookSender | None = None
+        self,
+        mail: MailTransport,
+        mail_from: str,
+        webhooks: WebhookSender | None = None,
+        renderer: MailRenderer | None = None,
     ) -> None:
         self.mail = mail
         self.mail_from = mail_from
         self.webhooks = webhooks
+        self.renderer = renderer or MailRenderer(processes=0)
 
     async def deliver(self, message: Claimed) -> None:
         if message.kind == EMAIL:
             try:
-                email = build_message(
+                email = await self.renderer.render(
                     message.id, message.payload, self.mail_from, message.created_at
                 )
             except (KeyError, ValueError) as exc:
@@ -66,5 +73,6 @@ class Channels:
             raise PermanentDeliveryError(f"unknown outbox kind {message.kind!r}")
 
     async def close(self) -> None:
+        await self.renderer.close()
         if self.webhooks is not None:
             await self.webhooks.close()

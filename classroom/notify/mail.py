@@ -1,5 +1,10 @@
 """Email out: through SMTP (``CLASSROOM_SMTP_URL``), or into a folder of ``.eml`` files.
 
+An email is built and rendered to bytes by ``render`` (in a helper process: see
+``classroom.notify.rendering``); a transport hands the bytes over. Rendered emails are 7-bit
+(non-ASCII text quoted-printable or base64), so any SMTP server takes them as they are
+(aiosmtplib turns the line ends into CRLF on the wire).
+
 URL forms: ``smtp://user:pass@host:25`` (STARTTLS when the server offers it),
 ``smtp+starttls://...:587`` (STARTTLS required), ``smtps://...:465`` (TLS from the start);
 ``?timeout=SECONDS`` optional. With no URL each message becomes ``<time>-<id>.eml`` in
@@ -12,10 +17,11 @@ import asyncio
 import email.policy
 import logging
 import os
+from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -65,18 +71,35 @@ class _Headers(HeaderRegistry):
 
 
 POLICY = email.policy.default.clone(header_factory=_Headers())
+# What a rendered email is built with: 7-bit bodies (no SMTP server needs 8BITMIME for them).
+WIRE = POLICY.clone(cte_type="7bit")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """An email ready to hand over: the whole message as bytes, and its envelope."""
+
+    data: bytes
+    sender: str
+    recipients: tuple[str, ...]
+    to: str  # the To header and the subject, for the log line
+    subject: str
 
 
 class MailTransport(Protocol):
-    async def send(self, message: EmailMessage, message_id: str, created_at: datetime) -> None:
-        """Hand ``message`` over for delivery, or raise."""
+    async def send(self, email: Rendered, message_id: str, created_at: datetime) -> None:
+        """Hand ``email`` over for delivery, or raise."""
 
 
 def build_message(
-    message_id: str, payload: dict[str, Any], mail_from: str, created_at: datetime
+    message_id: str,
+    payload: dict[str, Any],
+    mail_from: str,
+    created_at: datetime,
+    policy: email.policy.EmailPolicy[EmailMessage] = POLICY,
 ) -> EmailMessage:
     """The MIME message of an email outbox row: text and HTML alternatives, plus the .ics."""
-    message = EmailMessage(policy=POLICY)
+    message = EmailMessage(policy=policy)
     message["From"] = mail_from
     message["To"] = formataddr((str(payload.get("to_name") or ""), str(payload["to"])))
     message["Subject"] = str(payload["subject"])
@@ -98,6 +121,24 @@ def build_message(
     return message
 
 
+def render(
+    message_id: str, payload: dict[str, Any], mail_from: str, created_at: datetime
+) -> Rendered:
+    """Build the email of an outbox row and render it; ``KeyError``/``ValueError`` when the
+    payload cannot make one (retrying will not help)."""
+    message = build_message(message_id, payload, mail_from, created_at, WIRE)
+    sender = parseaddr(mail_from)[1]
+    if not sender:
+        raise ValueError(f"no address in the sender {mail_from!r}")
+    return Rendered(
+        data=message.as_bytes(),
+        sender=sender,
+        recipients=(str(payload["to"]),),
+        to=str(message["To"]),
+        subject=str(message["Subject"]),
+    )
+
+
 class SmtpTransport:
     """One SMTP connection per message through aiosmtplib."""
 
@@ -116,10 +157,12 @@ class SmtpTransport:
         self.password = unquote(parts.password) if parts.password else None
         self.timeout = float(query.get("timeout", ["30"])[0])
 
-    async def send(self, message: EmailMessage, message_id: str, created_at: datetime) -> None:
+    async def send(self, email: Rendered, message_id: str, created_at: datetime) -> None:
         try:
             await aiosmtplib.send(
-                message,
+                email.data,
+                sender=email.sender,
+                recipients=list(email.recipients),
                 hostname=self.host,
                 port=self.port,
                 username=self.username,
@@ -136,9 +179,7 @@ class SmtpTransport:
             if exc.code >= 500:  # the server rejected this message's content for good
                 raise PermanentDeliveryError(f"SMTP {exc.code}: {exc.message}") from exc
             raise
-        log.info(
-            "mail %s to %s sent through %s:%s", message_id, message["To"], self.host, self.port
-        )
+        log.info("mail %s to %s sent through %s:%s", message_id, email.to, self.host, self.port)
 
 
 class FolderTransport:
@@ -150,19 +191,19 @@ class FolderTransport:
     def path_for(self, message_id: str, created_at: datetime) -> Path:
         return self.folder / f"{created_at:%Y%m%dT%H%M%S}-{message_id}.eml"
 
-    def _write(self, message: EmailMessage, path: Path) -> None:
+    def _write(self, data: bytes, path: Path) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".eml.partial")
-        partial.write_bytes(message.as_bytes())
+        partial.write_bytes(data)
         os.replace(partial, path)
 
-    async def send(self, message: EmailMessage, message_id: str, created_at: datetime) -> None:
+    async def send(self, email: Rendered, message_id: str, created_at: datetime) -> None:
         path = self.path_for(message_id, created_at)
-        await asyncio.to_thread(self._write, message, path)
+        await asyncio.to_thread(self._write, email.data, path)
         log.info(
             "mail %s to %s (%s) written to %s (no CLASSROOM_SMTP_URL)",
             message_id,
-            message["To"],
-            message["Subject"],
+            email.to,
+            email.subject,
             path,
         )

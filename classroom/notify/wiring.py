@@ -19,6 +19,7 @@ from classroom.db.tables import utcnow
 from classroom.notify.delivery import Channels
 from classroom.notify.mail import FolderTransport, MailTransport, SmtpTransport
 from classroom.notify.notifier import Notifier
+from classroom.notify.rendering import MailRenderer
 from classroom.notify.webhook import WebhookSender
 from classroom.notify.worker import OutboxWorker, WorkerOptions
 
@@ -37,7 +38,8 @@ def build_channels(settings: Settings) -> Channels:
     webhooks = None
     if settings.webhook_url and settings.webhook_secret:
         webhooks = WebhookSender(settings.webhook_url, settings.webhook_secret)
-    return Channels(mail, settings.mail_from, webhooks)
+    renderer = MailRenderer(settings.mail_render_processes)
+    return Channels(mail, settings.mail_from, webhooks, renderer)
 
 
 def worker_options(settings: Settings) -> WorkerOptions:

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from classroom.db.engine import Database
 from classroom.db.tables import OutboxMessage, utcnow
 from classroom.notify.delivery import Channels
-from classroom.notify.mail import FolderTransport, MailTransport, SmtpTransport
+from classroom.notify.mail import FolderTransport, MailTransport, SmtpTransport, render
 from classroom.notify.model import Person, SessionInfo
 from classroom.notify.webhook import WebhookSender, verify
 from classroom.notify.worker import OutboxWorker, WorkerOptions
@@ -233,14 +233,21 @@ def a_session(session_id: str = "s-1", **changes: Any) -> SessionInfo:
 # --- the receivers themselves ------------------------------------------------------------
 
 
+def a_payload(to: str = "x@example.test", text: str = "hello") -> dict[str, Any]:
+    return {"to": to, "to_name": "X", "subject": "ping", "text": text, "html": f"<p>{text}</p>"}
+
+
 async def test_smtp_sink_receives_through_the_real_transport(smtp: SmtpSink) -> None:
-    message = EmailMessage()
-    message["From"] = MAIL_FROM
-    message["To"] = "x@example.test"
-    message["Subject"] = "ping"
-    message.set_content("hello")
-    await SmtpTransport(smtp.url).send(message, "m-1", utcnow())
-    assert [m["Subject"] for m in smtp.to("x@example.test")] == ["ping"]
+    rendered = render("m-1", a_payload(text="héllo"), MAIL_FROM, utcnow())
+    await SmtpTransport(smtp.url).send(rendered, "m-1", utcnow())
+    [envelope] = smtp.envelopes
+    assert envelope.mail_from == "classroom@example.test"
+    assert envelope.rcpt_tos == ["x@example.test"]
+    assert "SMTPUTF8" not in envelope.mail_options
+    [message] = smtp.to("x@example.test")
+    assert message["Subject"] == "ping"
+    body = message.get_body(("plain",))
+    assert body is not None and body.get_content().splitlines() == ["héllo"]
 
 
 async def test_webhook_receiver_verifies_the_signature(receiver: WebhookReceiver) -> None:
@@ -256,14 +263,11 @@ async def test_webhook_receiver_verifies_the_signature(receiver: WebhookReceiver
 
 
 async def test_folder_transport_is_used_without_smtp(tmp_path: Any) -> None:
-    message = EmailMessage()
-    message["To"] = "x@example.test"
-    message["Subject"] = "ping"
-    message.set_content("hello")
-    folder = FolderTransport(tmp_path / "mail")
     created = utcnow()
-    await folder.send(message, "m-1", created)
-    assert folder.path_for("m-1", created).read_bytes() == message.as_bytes()
+    rendered = render("m-1", a_payload(), MAIL_FROM, created)
+    folder = FolderTransport(tmp_path / "mail")
+    await folder.send(rendered, "m-1", created)
+    assert folder.path_for("m-1", created).read_bytes() == rendered.data
 
 
 async def test_aiohttp_client_can_reach_receiver(receiver: WebhookReceiver) -> None:

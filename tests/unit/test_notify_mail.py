@@ -57,19 +57,48 @@ def _bytes(message: EmailMessage) -> bytes:
 
 
 @pytest.mark.parametrize("payload", _payloads(), ids=lambda p: str(p["subject"]))
-def test_the_message_is_what_the_default_policy_builds(
-    payload: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_message_is_what_the_default_policy_builds(payload: dict[str, Any]) -> None:
     mail.build_message("row-0", payload, "Classroom <classroom@example.test>", NOW)
     built = mail.build_message("row-1", payload, "Classroom <classroom@example.test>", NOW)
     assert built.policy is mail.POLICY
-    monkeypatch.setattr(mail, "POLICY", email.policy.default)
-    standard = mail.build_message("row-1", payload, "Classroom <classroom@example.test>", NOW)
+    standard = mail.build_message(
+        "row-1", payload, "Classroom <classroom@example.test>", NOW, email.policy.default
+    )
     assert standard.policy is email.policy.default
     assert _bytes(built) == _bytes(standard)
     assert b"Subject:" in _bytes(built) and (b"text/calendar" in _bytes(built)) == (
         "ics" in payload
     )
+
+
+@pytest.mark.parametrize("payload", _payloads(), ids=lambda p: str(p["subject"]))
+def test_a_rendered_email_is_seven_bit_and_reads_back_the_same(payload: dict[str, Any]) -> None:
+    rendered = mail.render("row-1", payload, "Classroom <classroom@example.test>", NOW)
+    assert rendered.data.isascii()  # no SMTP server needs 8BITMIME for it
+    seven_bit = email.policy.default.clone(cte_type="7bit")
+    standard = mail.build_message(
+        "row-1", payload, "Classroom <classroom@example.test>", NOW, seven_bit
+    )
+    assert re.sub(rb"={15}\d+==", b"<boundary>", rendered.data) == _bytes(standard)
+    parsed = email.message_from_bytes(rendered.data, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    plain = parsed.get_body(("plain",))
+    html = parsed.get_body(("html",))
+    assert plain is not None and html is not None
+    assert plain.get_content() == payload["text"] + ("" if payload["text"].endswith("\n") else "\n")
+    assert payload["html"] in html.get_content()
+    assert str(parsed["Subject"]) == rendered.subject == payload["subject"]
+    assert rendered.sender == "classroom@example.test"
+    assert rendered.recipients == (payload["to"],)
+    assert payload["to"] in rendered.to
+
+
+def test_rendering_refuses_what_cannot_make_an_email() -> None:
+    payload = _payloads()[0]
+    with pytest.raises(KeyError):
+        mail.render("row-1", {k: v for k, v in payload.items() if k != "to"}, "C <c@x.test>", NOW)
+    with pytest.raises(ValueError, match="no address"):
+        mail.render("row-1", payload, "", NOW)
 
 
 def test_header_classes_are_made_once_and_repeated_headers_parsed_once() -> None:
