@@ -70,6 +70,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     app = create_app(settings)
     if demo:
         app.on_startup.append(_demo_startup(settings))
+    app.on_startup.append(_start_mail_helpers)
     web.run_app(
         app,
         loop=_tune_process(app, settings),
@@ -84,6 +85,13 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
         # 1, 3, 7, 15 s; the kernel caps this at net.core.somaxconn.
         backlog=LISTEN_BACKLOG,
     )
+
+
+async def _start_mail_helpers(app: web.Application) -> None:
+    """The email helper processes start with the server, not under the first emails' load."""
+    from classroom.notify.wiring import OUTBOX_WORKER
+
+    app[OUTBOX_WORKER].channels.renderer.start()
 
 
 def _tune_process(app: web.Application, settings: Settings) -> asyncio.AbstractEventLoop | None:

@@ -4,8 +4,11 @@ Building an email with the standard library's ``email`` package and rendering it
 about 2 ms of CPU, all of it holding the interpreter lock: on the event loop (or in a thread of
 its process) that is 2 ms during which no classroom request is answered, once per email. With
 ``CLASSROOM_MAIL_RENDER_PROCESSES`` = N > 0 (default 1) the emails are rendered by N helper
-processes (``spawn``: nothing of the server's state is inherited), started at the first email
-by a thread (the loop is not held while they start); 0 renders them on the loop.
+processes (``spawn``: nothing of the server's state is inherited), started by a thread (the
+loop is not held while they start): ``classroom serve`` starts them with the server, before any
+traffic (a helper imports the application again: a second of CPU that would otherwise compete
+with the first emails' requests); an application embedded elsewhere starts them at its first
+email. 0 renders them on the loop.
 
 A helper that dies (killed, out of memory) fails the renders in flight with a retryable error
 (the outbox tries them again later) and is replaced at the next email. Helpers that cannot start
@@ -35,6 +38,11 @@ class RendererUnavailable(Exception):
 
 def _ready() -> bool:
     return True
+
+
+def _quietly(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # a closed renderer: nothing to report
 
 
 class MailRenderer:
@@ -71,8 +79,16 @@ class MailRenderer:
                 pool.shutdown(wait=False, cancel_futures=True)
             raise RendererUnavailable(f"the rendering process died: {exc}") from exc
 
+    def start(self) -> None:
+        """Start the helpers now, in the background, rather than at the first email."""
+        if self.processes and not self._closed and self._pool is None:
+            task = asyncio.ensure_future(self._started())
+            task.add_done_callback(_quietly)
+
     async def _started(self) -> ProcessPoolExecutor | None:
         """The helpers, started once by a thread for every caller waiting meanwhile."""
+        if self._pool is not None:
+            return self._pool
         if self._starting is None:
             self._starting = asyncio.ensure_future(asyncio.to_thread(self._start))
         starting = self._starting

@@ -20,6 +20,7 @@ from classroom.auth import TokenCodec
 from classroom.db.engine import Database
 from classroom.db.migrate import upgrade
 from classroom.db.tables import Base
+from tests.support import wait_until
 
 CLI = [sys.executable, "-m", "classroom"]
 
@@ -130,6 +131,9 @@ async def test_demo_serves_links_and_shuts_down_on_sigterm(tmp_path: Path) -> No
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
                 assert response.status == 200
+        # the email helper starts with the server, before any email
+        await wait_until(lambda: bool(_children(proc.pid)), timeout=30)
+        helpers = _children(proc.pid)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=15)
     finally:
@@ -137,10 +141,27 @@ async def test_demo_serves_links_and_shuts_down_on_sigterm(tmp_path: Path) -> No
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err
+    assert "mail renderer: 1 helper process(es) started" in err
+    assert all(not _running(pid) for pid in helpers)  # stopped with the server
     assert "tutor:   http://127.0.0.1:" in out
     assert "student: http://127.0.0.1:" in out
     assert "?token=" in out
     assert "CLASSROOM_JWT_SECRET=" in out
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return False
+    return fields[0] != "Z"
 
 
 def _diff(connection: Connection) -> list[object]:

@@ -70,6 +70,24 @@ async def test_the_helper_renders_what_the_loop_would() -> None:
         await renderer.render("m-3", a_payload(), MAIL_FROM, created)
 
 
+async def test_started_ahead_the_helper_is_up_before_the_first_email() -> None:
+    before = helpers()
+    renderer = MailRenderer(processes=1)
+    try:
+        renderer.start()
+        renderer.start()  # once
+        await wait_until(lambda: len(helpers() - before) == 1, timeout=30)
+        started = helpers() - before
+        rendered = await asyncio.wait_for(
+            renderer.render("m-1", a_payload(), MAIL_FROM, utcnow()), timeout=30
+        )
+        assert b"Message-ID: <m-1@classroom>" in rendered.data
+        assert helpers() - before == started
+    finally:
+        await asyncio.wait_for(renderer.close(), timeout=30)
+    assert not helpers() - before
+
+
 async def test_a_dead_helper_fails_its_email_for_a_retry_and_is_replaced() -> None:
     before = helpers()
     renderer = MailRenderer(processes=1)
