@@ -88,10 +88,11 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
 
 
 async def _start_mail_helpers(app: web.Application) -> None:
-    """The email helper processes start with the server, not under the first emails' load."""
+    """The email helper processes start before the server listens, not under the first emails'
+    load."""
     from classroom.notify.wiring import OUTBOX_WORKER
 
-    app[OUTBOX_WORKER].channels.renderer.start()
+    await app[OUTBOX_WORKER].channels.renderer.ready()
 
 
 def _tune_process(app: web.Application, settings: Settings) -> asyncio.AbstractEventLoop | None:

@@ -5,10 +5,10 @@ about 2 ms of CPU, all of it holding the interpreter lock: on the event loop (or
 its process) that is 2 ms during which no classroom request is answered, once per email. With
 ``CLASSROOM_MAIL_RENDER_PROCESSES`` = N > 0 (default 1) the emails are rendered by N helper
 processes (``spawn``: nothing of the server's state is inherited), started by a thread (the
-loop is not held while they start): ``classroom serve`` starts them with the server, before any
-traffic (a helper imports the application again: a second of CPU that would otherwise compete
-with the first emails' requests); an application embedded elsewhere starts them at its first
-email. 0 renders them on the loop.
+loop is not held while they start): ``classroom serve`` starts them before it listens (a helper
+imports the application again: a second of CPU that would otherwise compete with the first
+emails' requests); an application embedded elsewhere starts them at its first email. 0 renders
+them on the loop.
 
 A helper that dies (killed, out of memory) fails the renders in flight with a retryable error
 (the outbox tries them again later) and is replaced at the next email. Helpers that cannot start
@@ -84,6 +84,11 @@ class MailRenderer:
         if self.processes and not self._closed and self._pool is None:
             task = asyncio.ensure_future(self._started())
             task.add_done_callback(_quietly)
+
+    async def ready(self) -> None:
+        """Start the helpers now and wait until they answer (or were given up: see above)."""
+        if self.processes and not self._closed:
+            await self._started()
 
     async def _started(self) -> ProcessPoolExecutor | None:
         """The helpers, started once by a thread for every caller waiting meanwhile."""
