@@ -11,7 +11,8 @@ emails' requests); an application embedded elsewhere starts them at its first em
 them on the loop.
 
 A helper that dies (killed, out of memory) fails the renders in flight with a retryable error
-(the outbox tries them again later) and is replaced at the next email. Helpers that cannot start
+(the outbox tries them again later) and is replaced at the next email. A helper whose server was
+killed exits by itself within a second. Helpers that cannot start
 at all (the program was started in a way ``spawn`` cannot repeat, such as from standard input)
 are given up with a warning: emails are then rendered on the loop.
 """
@@ -22,6 +23,9 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
@@ -38,6 +42,21 @@ class RendererUnavailable(Exception):
 
 def _ready() -> bool:
     return True
+
+
+PARENT_CHECK_SECONDS = 1.0
+
+
+def _follow_parent(parent: int) -> None:
+    """In a helper: exit once the server that started it is gone (killed, so it could not stop
+    its helpers), instead of waiting for work forever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
 
 
 def _quietly(task: asyncio.Future[Any]) -> None:
@@ -117,7 +136,12 @@ class MailRenderer:
         return pool
 
     def _start(self) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(
+            self.processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_follow_parent,
+            initargs=(os.getpid(),),
+        )
         try:
             pool.submit(_ready).result(timeout=self.START_TIMEOUT)
         except BaseException:

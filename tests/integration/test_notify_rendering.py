@@ -10,6 +10,7 @@ import re
 import signal
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -130,6 +131,49 @@ async def test_helpers_that_cannot_start_leave_the_rendering_to_the_loop(
     assert b"Message-ID: <m-2@classroom>" in second.data
     assert renderer.processes == 0
     assert sum("could not start" in r.message for r in caplog.records) == 1
+
+
+PROGRAM = """
+import asyncio, multiprocessing, sys
+from datetime import UTC, datetime
+from classroom.notify.rendering import MailRenderer
+
+async def main():
+    renderer = MailRenderer(processes=1)
+    payload = {"to": "x@example.test", "subject": "s", "text": "t", "html": "<p>t</p>"}
+    await renderer.render("m-1", payload, "C <c@example.test>", datetime.now(UTC))
+    print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+    await asyncio.sleep(3600)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+async def test_helpers_of_a_killed_server_exit_by_themselves(tmp_path: Any) -> None:
+    program = tmp_path / "server.py"
+    program.write_text(PROGRAM)
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, str(program), stdout=asyncio.subprocess.PIPE, cwd=os.getcwd()
+    )
+    try:
+        assert server.stdout is not None
+        line = await asyncio.wait_for(server.stdout.readline(), timeout=60)
+        children = [int(pid) for pid in line.split()]
+        assert children
+    finally:
+        server.kill()  # no chance to stop its helpers
+        await server.wait()
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+    await wait_until(lambda: all(gone(pid) for pid in children), timeout=15)
 
 
 def claimed(payload: dict[str, Any], created: datetime) -> Claimed:
