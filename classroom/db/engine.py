@@ -18,7 +18,12 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from classroom.db.groups import GroupCommit
-from classroom.db.sqlite import BUSY_TIMEOUT_SECONDS, Checkpointer, inline_creator
+from classroom.db.sqlite import (
+    BUSY_TIMEOUT_SECONDS,
+    Checkpointer,
+    InlineConnection,
+    inline_creator,
+)
 
 
 def sqlite_file(url: str) -> str | None:
@@ -66,7 +71,11 @@ def _sqlite_pragmas(engine: Engine, begin: str, *, checkpoints: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql(begin)
+        driver = conn.connection.driver_connection
+        if isinstance(driver, InlineConnection):
+            driver.execute_now(begin)
+        else:
+            conn.exec_driver_sql(begin)
 
 
 class Database:

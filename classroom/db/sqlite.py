@@ -46,6 +46,13 @@ class InlineConnection(aiosqlite.Connection):
             raise ValueError("Connection closed")
         return fn(*args, **kwargs)
 
+    def execute_now(self, sql: str) -> None:
+        """Run one statement without a result at once (``BEGIN``: SQLAlchemy's ``begin`` event
+        is synchronous; through its own execution path the statement cost as much as a query)."""
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        self._connection.execute(sql).close()
+
 
 def inline_creator(path: str) -> Callable[[], Any]:
     """An ``async_creator`` for SQLAlchemy's aiosqlite dialect: connections to ``path``."""

@@ -143,3 +143,34 @@ async def test_a_unit_of_work_ends_without_waiting_for_the_event_loop(tmp_path: 
             assert engine is not None and engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     finally:
         await db.close()
+
+
+async def test_writers_begin_immediate_and_readers_deferred(tmp_path: Path) -> None:
+    """A unit of work takes SQLite's write lock at its BEGIN (issued on the driver connection
+    directly), before its first statement; a reader takes none."""
+    path = tmp_path / "begin.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        async with db.transaction() as tx:
+            await tx.execute(text("CREATE TABLE t (n INTEGER)"))
+
+        def other_may_write() -> bool:
+            try:
+                other.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                assert "locked" in str(exc)
+                return False
+            other.execute("ROLLBACK")
+            return True
+
+        async with db.transaction() as tx:
+            await tx.execute(text("SELECT count(*) FROM t"))  # reads only, yet holds the lock
+            assert not other_may_write()
+        assert other_may_write()
+        async with db.reader() as tx:
+            assert (await tx.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
+            assert other_may_write()
+    finally:
+        other.close()
+        await db.close()
