@@ -24,7 +24,7 @@ from typing import Any
 
 import playwright.async_api as playwright_async
 
-from bench.classroom import SECRET, seed
+from bench.classroom_servers import SECRET, seed
 from bench.harness import LOGS, ROOT, free_port, median, spawn, table, wait_http, write_result
 from tests.e2e.conftest import CHROMIUM_ARGS
 

@@ -49,7 +49,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +209,8 @@ def topology(
     }
 
 
-FIGURES = [  # label, value, target (one process, two processes)
+Figure = tuple[str, Callable[[dict[str, Any]], Any], str | tuple[str, str]]
+FIGURES: list[Figure] = [  # label, value, target (one process, two processes)
     ("join storm total ms (all clients)", lambda r: r["join_storm"]["total_ms"], "<= 2000"),
     ("connect p50 ms (before the join)", lambda r: r["join_storm"]["connect"]["p50"], ""),
     ("join ack p50 ms", lambda r: r["join_storm"]["join_ack"]["p50"], ""),

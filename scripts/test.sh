@@ -10,7 +10,8 @@ bash scripts/services.sh
 echo "test: ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-echo "test: mypy --strict classroom"
+echo "test: mypy --strict classroom bench"
 .venv/bin/mypy classroom
+.venv/bin/mypy bench
 echo "test: pytest"
 .venv/bin/pytest -p no:cacheprovider "$@"
