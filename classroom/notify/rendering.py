@@ -13,8 +13,9 @@ them on the loop.
 A helper that dies (killed, out of memory) fails the renders in flight with a retryable error
 (the outbox tries them again later) and is replaced at the next email. A helper whose server was
 killed exits by itself within a second. Helpers that cannot start
-at all (the program was started in a way ``spawn`` cannot repeat, such as from standard input)
-are given up with a warning: emails are then rendered on the loop.
+at all (the program was started in a way ``spawn`` cannot repeat, such as from standard input,
+or they did not answer within a minute) are given up with a warning: emails are then rendered
+on the loop.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class MailRenderer:
         starting = self._starting
         try:
             pool = await asyncio.shield(starting)
-        except BrokenProcessPool as exc:
+        except (BrokenProcessPool, TimeoutError, OSError) as exc:
             if self.processes:
                 self.processes = 0
                 log.warning(

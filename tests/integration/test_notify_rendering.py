@@ -133,6 +133,24 @@ async def test_helpers_that_cannot_start_leave_the_rendering_to_the_loop(
     assert sum("could not start" in r.message for r in caplog.records) == 1
 
 
+async def test_helpers_that_do_not_answer_in_time_leave_the_rendering_to_the_loop(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = helpers()
+    monkeypatch.setattr(MailRenderer, "START_TIMEOUT", 0.001)  # no helper starts that fast
+    renderer = MailRenderer(processes=1)
+    created = utcnow()
+    try:
+        await asyncio.wait_for(renderer.ready(), timeout=30)
+        assert renderer.processes == 0
+        rendered = await renderer.render("m-1", a_payload(), MAIL_FROM, created)
+    finally:
+        await asyncio.wait_for(renderer.close(), timeout=30)
+    assert _same(rendered.data) == _same(render("m-1", a_payload(), MAIL_FROM, created).data)
+    assert sum("could not start" in r.message for r in caplog.records) == 1
+    await wait_until(lambda: not helpers() - before, timeout=30)  # the slow one stopped too
+
+
 PROGRAM = """
 import asyncio, multiprocessing, sys
 from datetime import UTC, datetime
