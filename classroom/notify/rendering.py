@@ -12,10 +12,9 @@ them on the loop.
 
 A helper that dies (killed, out of memory) fails the renders in flight with a retryable error
 (the outbox tries them again later) and is replaced at the next email. A helper whose server was
-killed exits by itself within a second. Helpers that cannot start
-at all (the program was started in a way ``spawn`` cannot repeat, such as from standard input,
-or they did not answer within a minute) are given up with a warning: emails are then rendered
-on the loop.
+killed exits by itself within a second. Helpers that cannot start at all (the program was
+started in a way ``spawn`` cannot repeat, such as from standard input, or they did not answer
+within a minute) are given up with a warning: emails are then rendered on the loop.
 """
 
 from __future__ import annotations
@@ -60,11 +59,6 @@ def _follow_parent(parent: int) -> None:
     threading.Thread(target=watch, name="follow-parent", daemon=True).start()
 
 
-def _quietly(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()  # a closed renderer: nothing to report
-
-
 class MailRenderer:
     """``await render(...)``: in a helper process (``processes`` > 0) or on the loop (0)."""
 
@@ -99,14 +93,9 @@ class MailRenderer:
                 pool.shutdown(wait=False, cancel_futures=True)
             raise RendererUnavailable(f"the rendering process died: {exc}") from exc
 
-    def start(self) -> None:
-        """Start the helpers now, in the background, rather than at the first email."""
-        if self.processes and not self._closed and self._pool is None:
-            task = asyncio.ensure_future(self._started())
-            task.add_done_callback(_quietly)
-
     async def ready(self) -> None:
-        """Start the helpers now and wait until they answer (or were given up: see above)."""
+        """Start the helpers now, rather than at the first email, and wait until they answer
+        (or were given up: the module doc)."""
         if self.processes and not self._closed:
             await self._started()
 

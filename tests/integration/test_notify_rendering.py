@@ -1,5 +1,7 @@
 """Emails rendered in a helper process: the same bytes as on the loop, the helper started at the
-first email and stopped at close, a dead helper replaced, a bad payload a permanent failure."""
+first email (or ahead, when asked) and stopped at close, a dead helper replaced, helpers that
+cannot start left for the loop, a killed server's helper gone, a bad payload a permanent
+failure."""
 
 from __future__ import annotations
 
@@ -75,10 +77,9 @@ async def test_started_ahead_the_helper_is_up_before_the_first_email() -> None:
     before = helpers()
     renderer = MailRenderer(processes=1)
     try:
-        renderer.start()
-        renderer.start()  # once
-        await wait_until(lambda: len(helpers() - before) == 1, timeout=30)
+        await asyncio.wait_for(asyncio.gather(renderer.ready(), renderer.ready()), timeout=30)
         started = helpers() - before
+        assert len(started) == 1  # started once, for both
         rendered = await asyncio.wait_for(
             renderer.render("m-1", a_payload(), MAIL_FROM, utcnow()), timeout=30
         )
