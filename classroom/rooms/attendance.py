@@ -4,7 +4,7 @@ Records are committed in groups (``classroom.db.groups.GroupCommit``, shared in 
 with the sessions' starts): a change waits for the transaction that holds it, and the changes that
 arrive while one transaction runs (other classrooms, at the start of the hour) go together in the
 next. Each caller still returns only after its own change is committed (the room service
-announces the change meanwhile, and holds the classroom's lock until the commit); a group that
+announces the change first, and holds the classroom's lock until the commit); a group that
 fails is retried one change per transaction, so one bad change fails alone.
 """
 

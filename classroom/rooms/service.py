@@ -99,15 +99,22 @@ class RoomService:
             return change
 
     async def _after(self, session_id: str, change: Change) -> None:
-        """Record the attendance and announce the change. The write and the announcement go
-        side by side (the other participant does not wait for the database); both are done
-        before the room's lock is released, so whatever takes the lock next (another change, a
-        completion closing the classroom) sees the attendance recorded."""
+        """Announce the change, then record the attendance (the other participant does not wait
+        for the database); both are done before the room's lock is released, so whatever takes
+        the lock next (another change, a completion closing the classroom) sees the attendance
+        recorded."""
         at = datetime.fromtimestamp(self._clock(), UTC)
-        recording = asyncio.ensure_future(self._attendance.record(session_id, change, at))
         try:
             await self._announce(session_id, change)
         finally:
+            # Started eagerly, after the announcement: it runs at once, up to its first real
+            # wait (none, on inline SQLite with the writer free), instead of a pass of the event
+            # loop later; its own task, so a cancelled caller does not take it back.
+            recording = asyncio.Task(
+                self._attendance.record(session_id, change, at),
+                loop=asyncio.get_running_loop(),
+                eager_start=True,
+            )
             try:
                 await asyncio.shield(recording)
             except Exception:

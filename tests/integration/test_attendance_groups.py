@@ -7,15 +7,21 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.auth import Identity
 from classroom.db.engine import Database
+from classroom.db.groups import IDLE_AFTER, GroupCommit
+from classroom.db.migrate import upgrade
 from classroom.db.tables import Attendance
+from classroom.metrics import Metrics
 from classroom.rooms.attendance import AttendanceLog
+from classroom.rooms.memory import MemoryPresence
 from classroom.rooms.model import Change, Member
+from classroom.rooms.service import RoomService
 from classroom.sessions.ports import PresenceSnapshot
 from tests.support import seed_session
 
@@ -114,3 +120,38 @@ async def test_a_lone_change_is_committed_before_record_returns(db: Database) ->
     (session_id,) = await sessions(db, 1)
     await AttendanceLog(db).record(session_id, joined(session_id, "student-g"), AT)
     assert await stays(db) == {session_id: 1}
+
+
+async def test_a_change_is_recorded_without_a_pass_of_the_loop_when_nothing_else_writes(
+    tmp_path: Path,
+) -> None:
+    """On inline SQLite with the writer idle, a presence change is announced, recorded and
+    committed before ``leave`` returns, without the event loop running anything else meanwhile
+    (the completion's ack waits for the close's record: every pass there is a wait behind the
+    rest of the process's work)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}"
+    await upgrade(url)
+    db = Database(url)
+    try:
+        (session_id,) = await sessions(db, 1)
+        now = [100.0]
+        groups = GroupCommit(db, clock=lambda: now[0])
+        rooms = RoomService(MemoryPresence(), AttendanceLog(db, groups=groups), Metrics(), 3.0)
+        await rooms.join(session_id, Member("student-g", "Student", "student"), "c1")
+        now[0] += IDLE_AFTER * 2  # the writer idle since the join's record
+
+        loop = asyncio.get_running_loop()
+        passes = 0
+
+        def tick() -> None:
+            nonlocal passes
+            passes += 1
+
+        loop.call_soon(tick)  # runs at the loop's next pass, if the leave gives it one
+        await asyncio.wait_for(rooms.leave(session_id, "student-g", "c1"), 10)
+        assert passes == 0
+        async with db.reader() as tx:
+            left = (await tx.execute(select(Attendance.left_at))).scalars().all()
+        assert len(left) == 1 and left[0] is not None  # committed
+    finally:
+        await db.close()
