@@ -91,7 +91,8 @@ async def stays(db: Database) -> dict[str, int]:
 async def test_changes_waiting_together_share_a_transaction(db: Database) -> None:
     ids = await sessions(db, 30)
     counting = CountingDatabase(db)
-    log = AttendanceLog(counting)  # type: ignore[arg-type]
+    still = GroupCommit(counting, clock=lambda: 0.0)  # never idle after its first group
+    log = AttendanceLog(counting, groups=still)  # type: ignore[arg-type]
     await asyncio.wait_for(
         asyncio.gather(*(log.record(i, joined(i, "student-g"), AT) for i in ids)), 30
     )
