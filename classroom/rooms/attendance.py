@@ -18,7 +18,7 @@ from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.db.engine import Database
-from classroom.db.groups import GroupCommit, Transactions
+from classroom.db.groups import GroupCommit, Transactions, flush_inserts, insert_later
 from classroom.db.tables import Attendance
 from classroom.rooms.model import Change
 
@@ -81,6 +81,8 @@ class AttendanceLog:
         await self._groups.run(work)
 
     async def _write(self, tx: AsyncSession, session_id: str, change: Change, at: datetime) -> None:
+        if change.left:
+            await flush_inserts(tx)  # a stay inserted earlier in this transaction is closed too
         for member, reason in change.left:
             await tx.execute(
                 _CLOSE_STAY,
@@ -91,13 +93,17 @@ class AttendanceLog:
                     tx, session_id, member.user_id, member.role, reason, at
                 )
         for member in change.joined:
-            tx.add(
-                Attendance(
-                    session_id=session_id,
-                    user_id=member.user_id,
-                    role=member.role,
-                    joined_at=at,
-                )
+            insert_later(
+                tx,
+                _STAYS,
+                {
+                    "session_id": session_id,
+                    "user_id": member.user_id,
+                    "role": member.role,
+                    "joined_at": at,
+                    "left_at": None,
+                    "leave_reason": None,
+                },
             )
             if self._events is not None:
                 await self._events.participant_joined(

@@ -52,7 +52,7 @@ class ServiceBase:
         self._entries: BatchLoader[str, entry.Entry] = BatchLoader(
             lambda ids: entry.load_entries(db, ids), name="session-entries"
         )
-        self._starts: BatchLoader[tuple[str, str], bool] = BatchLoader(
+        self._starts: BatchLoader[tuple[str, str], datetime] = BatchLoader(
             lambda starts: entry.start_sessions(db, self.events, starts, self._now()),
             name="session-starts",
         )

@@ -6,7 +6,8 @@ seconds. Each join needs the session, its students, their names and the classroo
 (``classroom.db.batch.BatchLoader`` groups the callers), instead of four statements per join.
 The first entry of each accepted session starts it: ``start_sessions`` starts every session
 whose first entry waits at the same time with one conditional update, in the transaction the
-attendance records of the moment share (``Database.groups``).
+attendance records of the moment share (``Database.groups``); the entries of the sessions it
+started answer from their read, updated with the start, rather than reading them again.
 """
 
 from __future__ import annotations
@@ -15,18 +16,21 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.auth import Identity
 from classroom.db.engine import Database
+from classroom.db.groups import insert_later
 from classroom.db.tables import Session as SessionRow
-from classroom.db.tables import SessionParticipant
+from classroom.db.tables import SessionParticipant, SessionTransition
 from classroom.sessions import model, store
 from classroom.sessions.events import SessionEvent, SessionEvents
 
 log = logging.getLogger("classroom.sessions")
+_TRANSITIONS = cast(Table, SessionTransition.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,14 @@ class Entry:
         if relation is None:
             return None
         return store.Loaded(self.row, self.participants, relation, identity.user_id)
+
+    def started(self, at: datetime) -> None:
+        """The start at ``at`` committed (``start_sessions`` moved the session from accepted to
+        in progress): the entry, shared by the joins that read it together, now shows it, as a
+        read after the start would (no second read)."""
+        row = self.row
+        if row.state == model.State.ACCEPTED.value:
+            row.state, row.started_at, row.updated_at = model.State.IN_PROGRESS.value, at, at
 
 
 def valid_id(session_id: str) -> bool:
@@ -76,12 +88,13 @@ async def load_entries(db: Database, session_ids: Sequence[str]) -> dict[str, En
 
 async def start_sessions(
     db: Database, events: SessionEvents, starts: Sequence[tuple[str, str]], now: datetime
-) -> dict[tuple[str, str], bool]:
+) -> dict[tuple[str, str], datetime]:
     """Start the accepted sessions among ``starts`` ((session id, who entered) pairs): one
     conditional update for all, then each started session's transition (by the first of its
     entries here) and ``session.started`` event, in one transaction shared with the other small
-    writes of the moment. True for the entries that started their session; False where someone
-    else moved it first (started it, cancelled or moved it): the caller reads it again."""
+    writes of the moment. For each entry whose session this update started (whichever of its
+    entries here came first), the time it started; the others are left out, someone else moved
+    their session first (started, cancelled or moved it): their callers read it again."""
     model.check_transition(model.State.ACCEPTED, model.State.IN_PROGRESS)
     ids = sorted({session_id for session_id, _ in starts})
 
@@ -99,8 +112,17 @@ async def start_sessions(
             if session_id in started and session_id not in first:
                 first[session_id] = actor_id
         for session_id, actor_id in first.items():
-            store.record_transition(
-                tx, session_id, actor_id, model.State.ACCEPTED, model.State.IN_PROGRESS, now
+            insert_later(  # one statement for the group's transitions, not one per session
+                tx,
+                _TRANSITIONS,
+                {
+                    "session_id": session_id,
+                    "actor_id": actor_id,
+                    "from_state": model.State.ACCEPTED.value,
+                    "to_state": model.State.IN_PROGRESS.value,
+                    "detail": None,
+                    "at": now,
+                },
             )
             await events.record(tx, SessionEvent("session.started", session_id, actor_id, now))
         return first
@@ -108,4 +130,4 @@ async def start_sessions(
     first = await db.groups.run(work)
     for session_id, actor_id in first.items():
         log.info("started session=%s by=%s", session_id, actor_id)
-    return {(s, a): first.get(s) == a for s, a in starts}
+    return {(s, a): now for s, a in starts if s in first}

@@ -219,16 +219,19 @@ class LifecycleUseCases(ServiceBase):
         The first entry of an accepted session starts it (``in_progress``). The tutor entering a
         session that is not accepted marks it ``missed`` (reason ``not_accepted``). Only those two
         changes write (in a transaction shared with the other joins and attendance records
-        waiting at the same moment: ``Database.groups``); every other entry (the second
-        participant, a rejoin) is authorised by one read, shared with the joins asked for at the
-        same moment (``classroom.sessions.entry``)."""
+        waiting at the same moment: ``Database.groups``). Every entry is authorised by one read,
+        shared with the joins asked for at the same moment (``classroom.sessions.entry``); the
+        entries whose session a start of that moment started answer from it, as started."""
         now = self._now()
         loaded, found = await self._entry(identity, session_id)
         for _ in range(3):  # a session moved by someone else between our read and our write
             if not self._may_enter(loaded, now):
                 return self._entry_view(loaded, found, now)
             if loaded.row.state == model.State.ACCEPTED:
-                await self._starts.get((session_id, identity.user_id))
+                started_at = await self._starts.get((session_id, identity.user_id))
+                if started_at is not None and found is not None:
+                    found.started(started_at)  # as a second read would find it
+                    continue
             else:
                 refused = await self._db.groups.run(
                     lambda tx: self._missed_at_entry(tx, identity, session_id, now)

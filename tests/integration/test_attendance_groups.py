@@ -4,12 +4,13 @@ caller returns after its own change is committed, and a change that fails fails 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.auth import Identity
@@ -73,6 +74,30 @@ def joined(session_id: str, user_id: str) -> Change:
     )
 
 
+def left(session_id: str, user_id: str) -> Change:
+    return Change(
+        PresenceSnapshot(session_id, 2, ()),
+        changed=True,
+        left=((Member(user_id, "X", "student"), "clean"),),
+    )
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    """The SQL statements ``db``'s writer runs meanwhile (each execution once, batched or not)."""
+    seen: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    engine = db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
 async def sessions(db: Database, count: int) -> list[str]:
     tutor = Identity("tutor-g", "tutor", "Tutor", "t@example.test")
     student = Identity("student-g", "student", "Student", "s@example.test")
@@ -98,6 +123,67 @@ async def test_changes_waiting_together_share_a_transaction(db: Database) -> Non
     )
     assert await stays(db) == {i: 1 for i in ids}  # every caller's change is committed
     assert counting.transactions < len(ids)
+
+
+async def test_the_stays_of_a_group_are_inserted_by_one_statement(db: Database) -> None:
+    """One INSERT per transaction for all of its stays, not one per stay (the ORM inserts rows
+    whose key the database generates one statement each on SQLite, to read each key back)."""
+    ids = await sessions(db, 30)
+    counting = CountingDatabase(db)
+    still = GroupCommit(counting, clock=lambda: 0.0)
+    log = AttendanceLog(counting, groups=still)  # type: ignore[arg-type]
+    with statements(db) as seen:
+        await asyncio.wait_for(
+            asyncio.gather(*(log.record(i, joined(i, "student-g"), AT) for i in ids)), 30
+        )
+    inserts = [s for s in seen if s.lstrip().upper().startswith("INSERT INTO ATTENDANCE")]
+    assert len(inserts) == counting.transactions < len(ids)
+    assert await stays(db) == {i: 1 for i in ids}
+
+
+async def test_a_leave_in_the_transaction_of_its_join_closes_the_stay(db: Database) -> None:
+    """The join's stay, kept for the transaction's one INSERT, is written before the leave's
+    UPDATE looks for it (a join and a leave of one classroom never share a group through the
+    room service, which holds the classroom's lock until the record commits; the log itself
+    must not depend on that)."""
+    first, other = await sessions(db, 2)
+    still = GroupCommit(db, clock=lambda: 0.0)
+    log = AttendanceLog(db, groups=still)
+    await asyncio.wait_for(
+        asyncio.gather(
+            log.record(first, joined(first, "student-g"), AT),  # alone: the writer was idle
+            log.record(other, joined(other, "student-g"), AT),  # these three: one group
+            log.record(other, left(other, "student-g"), AT),
+            log.record(first, joined(first, "student-h"), AT),
+        ),
+        30,
+    )
+    assert still.transactions == 2
+    async with db.reader() as tx:
+        rows = (await tx.execute(select(Attendance.session_id, Attendance.user_id,
+                                        Attendance.left_at))).all()  # fmt: skip
+    assert sorted((r.session_id == other, r.user_id, r.left_at is not None) for r in rows) == [
+        (False, "student-g", False),
+        (False, "student-h", False),
+        (True, "student-g", True),
+    ]
+
+
+async def test_a_stay_the_database_refuses_fails_alone(db: Database) -> None:
+    """A row refused at the group's INSERT (no such session: a foreign key) fails the group's
+    transaction; retried one by one, only its own change fails, and no other stay is written
+    twice."""
+    ids = await sessions(db, 4)
+    still = GroupCommit(db, clock=lambda: 0.0)
+    log = AttendanceLog(db, groups=still)
+    changes = [(i, joined(i, "student-g")) for i in ids]
+    changes.insert(2, ("no-such-session", joined("no-such-session", "student-g")))
+    results = await asyncio.wait_for(
+        asyncio.gather(*(log.record(i, c, AT) for i, c in changes), return_exceptions=True), 30
+    )
+    assert isinstance(results[2], Exception)
+    assert [r for k, r in enumerate(results) if k != 2] == [None] * 4
+    assert await stays(db) == {i: 1 for i in ids}
 
 
 async def test_a_change_that_fails_fails_alone(db: Database) -> None:

@@ -153,7 +153,8 @@ async def test_a_storm_of_first_entries_starts_each_session_once_together(
 ) -> None:
     """The start of the hour: everyone of many lessons enters at once. Each session starts
     once (one transition, one event, by one of its entries), the reads and the starts are
-    shared (far fewer reads and transactions than entries), and every entry sees it started."""
+    shared (far fewer reads and transactions than entries), every entry sees it started, and
+    no session is read twice (an entry whose start committed answers from its first read)."""
     pairs = [
         (
             Identity(f"tutor-s{i}", "tutor", f"Tutor {i}", None),
@@ -164,6 +165,14 @@ async def test_a_storm_of_first_entries_starts_each_session_once_together(
     ids = [await seed_session(db, t, [s], starts_at=START) for t, s in pairs]
     world.clock.set(START)
     transactions = db.groups.transactions
+    read: list[str] = []
+    load = world.service._entries._load
+
+    async def counting(keys: Any) -> Any:
+        read.extend(keys)
+        return await load(keys)
+
+    world.service._entries._load = counting
     entries = [(who, i) for (t, s), i in zip(pairs, ids, strict=True) for who in (t, s)]
     views = await asyncio.wait_for(
         asyncio.gather(*(world.service.enter_classroom(who, i) for who, i in entries)), 30
@@ -183,6 +192,7 @@ async def test_a_storm_of_first_entries_starts_each_session_once_together(
         assert sorted(rows.scalars()) == sorted(ids)
     assert db.groups.transactions - transactions < len(ids)
     assert world.service._entries.reads < len(entries)
+    assert sorted(read) == sorted(ids)  # each session read once, for both of its entries
 
 
 async def test_an_entry_after_someone_else_moved_the_session_reads_it_again(
@@ -195,7 +205,7 @@ async def test_an_entry_after_someone_else_moved_the_session_reads_it_again(
     cancelled = asyncio.Event()
     original = world.service._starts._load
 
-    async def cancel_first(starts: Any) -> dict[tuple[str, str], bool]:
+    async def cancel_first(starts: Any) -> dict[tuple[str, str], datetime]:
         if not cancelled.is_set():
             cancelled.set()
             async with db.transaction() as tx:
