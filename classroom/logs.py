@@ -115,6 +115,14 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
+    # What a record would gather and no line shows (the logging HOWTO's "Optimization"): the
+    # caller's file and line (a walk up the stack), the thread, the process and the asyncio
+    # task. A join logs a line or two; at the start of the hour that is thousands of records.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging.logAsyncioTasks = False  # type: ignore[attr-defined]  # 3.12; not in typeshed
     _handler = _BatchHandler(sys.stderr, formatter)
     root = logging.getLogger()
     root.handlers[:] = [_handler]

@@ -82,7 +82,8 @@ class AiortcMediaGateway:
             on_publications_changed=lambda me: self._renegotiate_others(session_id, me),
             on_state=lambda me: self._update_status(me),
         )
-        log.info("media: participant opened session=%s user=%s", session_id, user_id)
+        # debug: "joined" says it at info; no media connection exists until the first offer
+        log.debug("media: participant opened session=%s user=%s", session_id, user_id)
         self._ensure_watcher()
 
     def _peer(self, session_id: str, user_id: str) -> Peer:
@@ -195,8 +196,14 @@ class AiortcMediaGateway:
         )
 
     def _log_stats(self, peer: Peer, what: str) -> None:
+        # at info for a participant who negotiated media; one who never did has nothing to tell
+        # ("left" says it at info)
+        level = logging.DEBUG if peer.connection_state == "new" else logging.INFO
+        if not log.isEnabledFor(level):
+            return
         counters = peer.counters()
-        log.info(
+        log.log(
+            level,
             "media: participant %s session=%s user=%s status=%s received=%d/%dB "
             "forwarded=%d/%dB keyframe_requests=%d dropped=%d",
             what,

@@ -125,3 +125,30 @@ def test_lines_kept_by_a_loop_that_ended_are_written_by_the_next_line() -> None:
     assert stream.lines() == ["INFO first"]
     log.info("outside a loop")
     assert stream.lines() == ["INFO first", "INFO second", "INFO outside a loop"]
+
+
+def test_records_skip_what_no_line_shows(restore_logging: None) -> None:
+    """A record gathers nothing its line does not show: no walk up the stack for the caller's
+    file and line, no thread, process or asyncio task name (thousands of records at the start
+    of the hour)."""
+    configure_logging("INFO", "json")
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    keep = Keep()
+    logging.getLogger().addHandler(keep)
+    try:
+
+        async def log_in_a_task() -> None:
+            logging.getLogger("classroom.test").info("joined session=%s", "s-1")
+
+        asyncio.run(log_in_a_task())
+    finally:
+        logging.getLogger().removeHandler(keep)
+    (record,) = seen
+    assert record.pathname == "(unknown file)" and record.lineno == 0  # caller not looked up
+    assert record.thread is None and record.process is None
+    assert getattr(record, "taskName", None) is None
