@@ -7,8 +7,9 @@ import os
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Table, event, insert, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -117,9 +118,12 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write unit of work: committed when the block ends without an exception (the rows
+        ``insert_later`` kept inserted first), rolled back otherwise."""
         if self._sqlite_file is None:
             async with self.sessionmaker() as session, session.begin():
                 yield session
+                await flush_inserts(session)
             return
         if self._checkpointer is not None:
             self._checkpointer.start()
@@ -129,6 +133,7 @@ class Database:
             try:
                 async with session.begin():
                     yield session
+                    await flush_inserts(session)
             finally:
                 await session.close()
 
@@ -156,6 +161,25 @@ class Database:
         await self.engine.dispose()
         if self._read_engine is not None:
             await self._read_engine.dispose()
+
+
+_INSERTS = "classroom.inserts_kept"  # AsyncSession.info key: table -> rows to insert
+
+
+def insert_later(tx: AsyncSession, table: Table, row: dict[str, Any]) -> None:
+    """Insert ``row`` into ``table`` when the transaction ends, with the rows the transaction's
+    other writes keep for that table: one statement per table rather than one per row (the ORM
+    inserts rows with a generated key one statement each on SQLite, to read each key back; a
+    group commit's works add up to hundreds). For rows nobody reads back in the same
+    transaction; a write that reads or updates the table must ``flush_inserts`` first."""
+    tx.info.setdefault(_INSERTS, {}).setdefault(table, []).append(row)
+
+
+async def flush_inserts(tx: AsyncSession) -> None:
+    """Insert the rows ``insert_later`` kept in ``tx`` (a no-op when there are none)."""
+    kept: dict[Table, list[dict[str, Any]]] | None = tx.info.pop(_INSERTS, None)
+    for table, rows in (kept or {}).items():
+        await tx.execute(insert(table), rows)
 
 
 _WRITE_LOCKS: weakref.WeakValueDictionary[tuple[int, str], asyncio.Lock] = (

@@ -27,14 +27,12 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 
 type Work[T] = Callable[[AsyncSession], Awaitable[T]]
 
-_INSERTS = "classroom.group_inserts"  # AsyncSession.info key: table -> rows to insert
 HOLD_MAX = 0.002  # seconds of works run in a row before the event loop gets a pass
 IDLE_AFTER = 0.005  # seconds the writer stood still, after which a work is written at once
 
@@ -133,7 +131,6 @@ class GroupCommit:
                 if time.perf_counter() - ran > HOLD_MAX and pending is not group[-1]:
                     await asyncio.sleep(0)
                     ran = time.perf_counter()
-            await flush_inserts(tx)
         for pending in group:
             if not pending.done.done():
                 pending.done.set_result(pending.result)
@@ -144,22 +141,6 @@ class GroupCommit:
         if writer is not None and not writer.done():
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
-
-
-def insert_later(tx: AsyncSession, table: Table, row: dict[str, Any]) -> None:
-    """Insert ``row`` into ``table`` together with the rows the other works of the transaction
-    insert there: one statement per table (``flush_inserts``), after the group's last work, rather
-    than one per row (the ORM inserts rows with a generated key one statement each on SQLite, to
-    read each key back). For rows nobody reads back in the same transaction; a work that reads
-    or updates the table must ``flush_inserts`` first."""
-    tx.info.setdefault(_INSERTS, {}).setdefault(table, []).append(row)
-
-
-async def flush_inserts(tx: AsyncSession) -> None:
-    """Insert the rows ``insert_later`` kept in ``tx`` (a no-op when there are none)."""
-    kept: dict[Table, list[dict[str, Any]]] | None = tx.info.pop(_INSERTS, None)
-    for table, rows in (kept or {}).items():
-        await tx.execute(insert(table), rows)
 
 
 def _fail(pending: _Pending, exc: BaseException) -> None:

@@ -17,8 +17,8 @@ from typing import Protocol, cast
 from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from classroom.db.engine import Database
-from classroom.db.groups import GroupCommit, Transactions, flush_inserts, insert_later
+from classroom.db.engine import Database, flush_inserts, insert_later
+from classroom.db.groups import GroupCommit, Transactions
 from classroom.db.tables import Attendance
 from classroom.rooms.model import Change
 

@@ -216,15 +216,7 @@ async def add_transition(
 ) -> None:
     """``store.record_transition``, written at once (no unit of work to flush)."""
     await tx.execute(
-        _TRANSITION,
-        {
-            "session_id": session_id,
-            "actor_id": actor_id,
-            "from_state": str(from_state),
-            "to_state": str(to_state),
-            "detail": detail,
-            "at": at,
-        },
+        _TRANSITION, store.transition_row(session_id, actor_id, from_state, to_state, at, detail)
     )
 
 

@@ -16,21 +16,20 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.auth import Identity
-from classroom.db.engine import Database
-from classroom.db.groups import insert_later
+from classroom.db.engine import Database, insert_later
 from classroom.db.tables import Session as SessionRow
 from classroom.db.tables import SessionParticipant, SessionTransition
 from classroom.sessions import model, store
+from classroom.sessions.completion_store import table
 from classroom.sessions.events import SessionEvent, SessionEvents
 
 log = logging.getLogger("classroom.sessions")
-_TRANSITIONS = cast(Table, SessionTransition.__table__)
+_TRANSITIONS = table(SessionTransition)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +114,9 @@ async def start_sessions(
             insert_later(  # one statement for the group's transitions, not one per session
                 tx,
                 _TRANSITIONS,
-                {
-                    "session_id": session_id,
-                    "actor_id": actor_id,
-                    "from_state": model.State.ACCEPTED.value,
-                    "to_state": model.State.IN_PROGRESS.value,
-                    "detail": None,
-                    "at": now,
-                },
+                store.transition_row(
+                    session_id, actor_id, model.State.ACCEPTED, model.State.IN_PROGRESS, now
+                ),
             )
             await events.record(tx, SessionEvent("session.started", session_id, actor_id, now))
         return first

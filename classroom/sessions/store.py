@@ -263,6 +263,25 @@ async def lock_tutor(tx: AsyncSession, tutor_id: str) -> None:
         await tx.execute(select(func.pg_advisory_xact_lock(func.hashtext("tutor:" + tutor_id))))
 
 
+def transition_row(
+    session_id: str,
+    actor_id: str | None,
+    from_state: str | None,
+    to_state: str,
+    at: datetime,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    """A ``session_transitions`` row: who moved the session, when, from and to what."""
+    return {
+        "session_id": session_id,
+        "actor_id": actor_id,
+        "from_state": None if from_state is None else str(from_state),
+        "to_state": str(to_state),
+        "detail": detail,
+        "at": at,
+    }
+
+
 def record_transition(
     tx: AsyncSession,
     session_id: str,
@@ -273,14 +292,7 @@ def record_transition(
     detail: str | None = None,
 ) -> None:
     tx.add(
-        SessionTransition(
-            session_id=session_id,
-            actor_id=actor_id,
-            from_state=None if from_state is None else str(from_state),
-            to_state=str(to_state),
-            detail=detail,
-            at=at,
-        )
+        SessionTransition(**transition_row(session_id, actor_id, from_state, to_state, at, detail))
     )
 
 

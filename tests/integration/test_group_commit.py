@@ -12,9 +12,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.auth import Identity
-from classroom.db.engine import Database
+from classroom.db.engine import Database, insert_later
 from classroom.db.groups import GroupCommit, Work
 from classroom.db.tables import SessionTransition, utcnow
+from classroom.sessions.completion_store import table
+from classroom.sessions.store import transition_row
 from tests.support import seed_session
 
 TUTOR = Identity("tutor-gc", "tutor", "Tutor", "t@example.test")
@@ -124,3 +126,22 @@ async def test_sqlite_commits_in_wal_mode_without_an_fsync_each(tmp_path: Path) 
                 assert (await tx.execute(text("PRAGMA synchronous"))).scalar() == 1  # NORMAL
     finally:
         await db.close()
+
+
+async def test_rows_kept_for_later_are_inserted_by_any_write_transaction(db: Database) -> None:
+    """``insert_later`` rows are written when a transaction's block ends, whoever opened it (not
+    only the group commit), and not at all when the block fails."""
+    session_id = await seed_session(db, TUTOR, [STUDENT])
+    transitions = table(SessionTransition)
+
+    def row(detail: str) -> dict[str, object]:
+        return transition_row(session_id, None, None, "accepted", utcnow(), detail)
+
+    async with db.transaction() as tx:
+        insert_later(tx, transitions, row("gc-kept-1"))
+        insert_later(tx, transitions, row("gc-kept-2"))
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as tx:
+            insert_later(tx, transitions, row("gc-kept-failed"))
+            raise RuntimeError("the block fails")
+    assert await details(db, session_id) == {"gc-kept-1", "gc-kept-2"}

@@ -162,7 +162,7 @@ async def main():
     payload = {"to": "x@example.test", "subject": "s", "text": "t", "html": "<p>t</p>"}
     await renderer.render("m-1", payload, "C <c@example.test>", datetime.now(UTC))
     print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
-    await asyncio.sleep(3600)
+    await asyncio.Event().wait()  # until killed
 
 if __name__ == "__main__":
     asyncio.run(main())

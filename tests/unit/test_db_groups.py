@@ -9,7 +9,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from types import SimpleNamespace
 from typing import Any
 
 from classroom.db import groups as groups_module
@@ -21,7 +20,7 @@ class Transactions:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
-        yield SimpleNamespace(info={})
+        yield object()
 
 
 async def passes_during(run: Any) -> int:
