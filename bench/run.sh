@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run one benchmark (or all): bash bench/run.sh relay|classroom|media|browser|all [options]
+# Run one benchmark (or all): bash bench/run.sh relay|classroom|media|browser|joins|all [options]
 #   bash bench/run.sh classroom                  one process, SQLite
 #   bash bench/run.sh classroom --processes 2    two processes, PostgreSQL + Redis (127.0.0.1)
 set -euo pipefail
@@ -11,9 +11,10 @@ case "$name" in
   classroom) exec .venv/bin/python -m bench.classroom "$@" ;;
   media) exec .venv/bin/python -m bench.media "$@" ;;
   browser) exec .venv/bin/python -m bench.browser "$@" ;;
+  joins) exec .venv/bin/python -m bench.joins "$@" ;;
   all)
     .venv/bin/python -m bench.relay "$@"
     .venv/bin/python -m bench.classroom
     ;;
-  *) echo "usage: bash bench/run.sh relay|classroom|media|browser|all [options]" >&2; exit 2 ;;
+  *) echo "usage: bash bench/run.sh relay|classroom|media|browser|joins|all [options]" >&2; exit 2 ;;
 esac
