@@ -1,4 +1,5 @@
-"""Logging: stdlib ``logging`` everywhere, rendered by structlog as console lines or JSON.
+"""Logging: stdlib ``logging`` everywhere, rendered as console lines (the stdlib's formatter) or
+JSON (structlog).
 
 Writing a line to stderr as it is logged costs a system call per line on the event loop's thread
 (a completion logs five), and handing each line to a thread of its own costs worse on a busy
@@ -87,34 +88,58 @@ class _BatchHandler(logging.Handler):
         super().close()
 
 
+class _ConsoleFormatter(logging.Formatter):
+    """The console line: ``<time> [<level>] <message> [<logger>]``, the time the record was made
+    in ISO 8601 UTC, the level padded to 9, then the traceback, if any, on the lines below (the
+    layout of structlog's console renderer without colours). The standard formatter renders it in
+    a quarter of the time (4 µs a line against 17 µs): the start of the hour logs a line or two
+    per join."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = (
+            f"{_iso(record.created)} [{record.levelname.lower():<9}] {record.getMessage()}"
+            f" [{record.name}]"
+        )
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return line
+
+
+def _iso(created: float) -> str:
+    return datetime.fromtimestamp(created, UTC).isoformat().replace("+00:00", "Z")
+
+
 def _timestamp(_logger: Any, _name: str, event_dict: Any) -> Any:
     """The time the record was made (not when the thread renders it), ISO 8601 in UTC."""
     record = event_dict.get("_record")
     created = record.created if record is not None else datetime.now(UTC).timestamp()
-    event_dict["timestamp"] = (
-        datetime.fromtimestamp(created, UTC).isoformat().replace("+00:00", "Z")
-    )
+    event_dict["timestamp"] = _iso(created)
     return event_dict
 
 
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     global _handler
     stop_logging()
-    shared: list[structlog.types.Processor] = [
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        _timestamp,
-    ]
-    renderer: structlog.types.Processor
+    formatter: logging.Formatter
     if fmt == "json":
-        renderer = structlog.processors.JSONRenderer()
-        shared.append(structlog.processors.format_exc_info)
+        formatter = structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                _timestamp,
+                structlog.processors.format_exc_info,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-    )
+        formatter = _ConsoleFormatter()
     # What a record would gather and no line shows (the logging HOWTO's "Optimization"): the
     # caller's file and line (a walk up the stack), the thread, the process and the asyncio
     # task. A join logs a line or two; at the start of the hour that is thousands of records.

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -51,6 +52,30 @@ def test_json_lines_in_order_with_their_arguments_as_logged(
     assert [line["event"] for line in lines[2:]] == [f"line {i}" for i in range(50)]
     stamps = [datetime.fromisoformat(line["timestamp"]) for line in lines]
     assert stamps == sorted(stamps) and all(s.utcoffset() is not None for s in stamps)
+
+
+def test_console_lines_say_time_level_message_and_logger_then_the_traceback(
+    capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    configure_logging("INFO", "console")
+    log = logging.getLogger("classroom.test")
+    log.info("joined session=%s user=%s", "s-1", "u-1")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("failed session=%s", "s-2")
+    log.warning("careful")
+    stop_logging()
+    lines = capsys.readouterr().err.splitlines()
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z"
+    info = r" \[info     \] joined session=s-1 user=u-1 \[classroom.test\]"
+    assert re.fullmatch(stamp + info, lines[0])
+    assert re.fullmatch(stamp + r" \[error    \] failed session=s-2 \[classroom.test\]", lines[1])
+    assert lines[2] == "Traceback (most recent call last):"
+    assert lines[-2] == "ValueError: boom"
+    assert re.fullmatch(stamp + r" \[warning  \] careful \[classroom.test\]", lines[-1])
+    made = datetime.fromisoformat(lines[0].split(" ", 1)[0])
+    assert made.utcoffset() == timedelta(0)
 
 
 class Stream:
