@@ -24,21 +24,25 @@ class BatchLoader[K, V]:
         self._load = load
         self._max_batch = max_batch
         self._name = name
-        self._pending: dict[K, asyncio.Future[V | None]] = {}
+        # each caller's own future, so that a cancelled caller cancels only its own (no shield:
+        # a shield costs a future, two callbacks and a pass of the event loop per caller)
+        self._pending: dict[K, list[asyncio.Future[V | None]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self.reads = 0  # for tests and metrics
 
     async def get(self, key: K) -> V | None:
-        future = self._pending.get(key)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self._pending[key] = future
+        future: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
+        waiting = self._pending.get(key)
+        if waiting is None:
+            self._pending[key] = [future]
             if self._reader is None or self._reader.done():
                 self._reader = asyncio.create_task(self._read_batches(), name=self._name)
-        return await asyncio.shield(future)
+        else:
+            waiting.append(future)
+        return await future
 
     async def _read_batches(self) -> None:
-        batch: dict[K, asyncio.Future[V | None]] = {}
+        batch: dict[K, list[asyncio.Future[V | None]]] = {}
         try:
             while self._pending:
                 keys = list(self._pending)[: self._max_batch]
@@ -47,16 +51,20 @@ class BatchLoader[K, V]:
                 try:
                     found = await self._load(keys)
                 except Exception as exc:
-                    for future in batch.values():
-                        _fail(future, exc)
+                    for futures in batch.values():
+                        for future in futures:
+                            _fail(future, exc)
                 else:
-                    for key, future in batch.items():
-                        if not future.done():
-                            future.set_result(found.get(key))
+                    for key, futures in batch.items():
+                        value = found.get(key)
+                        for future in futures:
+                            if not future.done():
+                                future.set_result(value)
                 batch = {}
         finally:  # cancelled (shutdown): nobody waits forever
-            for future in [*batch.values(), *self._pending.values()]:
-                _fail(future, RuntimeError(f"{self._name} stopped"))
+            for futures in [*batch.values(), *self._pending.values()]:
+                for future in futures:
+                    _fail(future, RuntimeError(f"{self._name} stopped"))
             self._pending.clear()
 
 

@@ -84,7 +84,9 @@ class GroupCommit:
                 name=self._name,
                 eager_start=idle,
             )
-        result: T = await asyncio.shield(pending.done)
+        # The caller's own future: a cancelled caller cancels only it, its work still commits
+        # with its group (no shield: a future, two callbacks and a pass of the loop each).
+        result: T = await pending.done
         return result
 
     async def _write_groups(self) -> None:
