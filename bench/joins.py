@@ -85,10 +85,10 @@ async def _round(
         nonlocal statements
         statements += 1
 
+    await db.ping()  # the pool's connection open before the round
     engines = [e.sync_engine for e in (db.engine, db._read_engine) if e is not None]
     for engine in engines:  # the writer's and, on SQLite, the readers' engine
         event.listen(engine, "before_cursor_execute", count)
-    await db.ping()  # the pool's connection open before the round
     reads, transactions = service._entries.reads, db.groups.transactions
     own: list[float] = []
 
@@ -102,7 +102,6 @@ async def _round(
         own.append(time.perf_counter() - started)
 
     profiler = cProfile.Profile() if profile and out else None
-    statements = 0
     cpu, wall = time.thread_time(), time.perf_counter()
     if profiler is not None:
         profiler.enable()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from itertools import chain
 from typing import Any
 
 
@@ -51,9 +52,8 @@ class BatchLoader[K, V]:
                 try:
                     found = await self._load(keys)
                 except Exception as exc:
-                    for futures in batch.values():
-                        for future in futures:
-                            _fail(future, exc)
+                    for future in chain.from_iterable(batch.values()):
+                        _fail(future, exc)
                 else:
                     for key, futures in batch.items():
                         value = found.get(key)
@@ -62,9 +62,8 @@ class BatchLoader[K, V]:
                                 future.set_result(value)
                 batch = {}
         finally:  # cancelled (shutdown): nobody waits forever
-            for futures in [*batch.values(), *self._pending.values()]:
-                for future in futures:
-                    _fail(future, RuntimeError(f"{self._name} stopped"))
+            for future in chain(*batch.values(), *self._pending.values()):
+                _fail(future, RuntimeError(f"{self._name} stopped"))
             self._pending.clear()
 
 

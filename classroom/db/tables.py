@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -62,6 +63,13 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table(entity: type[Base]) -> Table:
+    """The Core table of a mapped class (Core statements skip the ORM's per-statement work)."""
+    found = entity.__table__
+    assert isinstance(found, Table)
+    return found
 
 
 class User(Base):

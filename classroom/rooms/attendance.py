@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Protocol, cast
+from typing import Protocol
 
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from classroom.db.engine import Database, flush_inserts, insert_later
 from classroom.db.groups import GroupCommit, Transactions
-from classroom.db.tables import Attendance
+from classroom.db.tables import Attendance, table
 from classroom.rooms.model import Change
 
 log = logging.getLogger(__name__)
 GROUP_MAX = 200  # changes per transaction
 
-_STAYS = cast(Table, Attendance.__table__)
+_STAYS = table(Attendance)
 # A leave closes the user's open stay in the session (built once: a leave is on the path of the
 # presence event everyone else waits for).
 _CLOSE_STAY = (

@@ -14,30 +14,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Table, bindparam, func, insert, select, update
+from sqlalchemy import BindParameter, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from classroom.auth import Identity
 from classroom.db.tables import (
     Attendance,
-    Base,
     Invoice,
     LedgerEntry,
     SessionParticipant,
     SessionTransition,
     TutorProfile,
     User,
+    table,
 )
 from classroom.db.tables import Session as SessionRow
 from classroom.sessions import model, store
-
-
-def table(entity: type[Base]) -> Table:
-    """The Core table of a mapped class (Core statements skip the ORM's per-statement work)."""
-    found = entity.__table__
-    assert isinstance(found, Table)
-    return found
 
 
 def _latest(*moments: datetime | None) -> datetime | None:

@@ -23,9 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from classroom.auth import Identity
 from classroom.db.engine import Database, insert_later
 from classroom.db.tables import Session as SessionRow
-from classroom.db.tables import SessionParticipant, SessionTransition
+from classroom.db.tables import SessionParticipant, SessionTransition, table
 from classroom.sessions import model, store
-from classroom.sessions.completion_store import table
 from classroom.sessions.events import SessionEvent, SessionEvents
 
 log = logging.getLogger("classroom.sessions")

@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from classroom.auth import Identity
 from classroom.db.engine import Database, insert_later
 from classroom.db.groups import GroupCommit, Work
-from classroom.db.tables import SessionTransition, utcnow
-from classroom.sessions.completion_store import table
+from classroom.db.tables import SessionTransition, table, utcnow
 from classroom.sessions.store import transition_row
 from tests.support import seed_session
 
