@@ -107,16 +107,11 @@ class RoomService:
         try:
             await self._announce(session_id, change)
         finally:
-            # Started eagerly, after the announcement: it runs at once, up to its first real
-            # wait (none, on inline SQLite with the writer free), instead of a pass of the event
-            # loop later; its own task, so a cancelled caller does not take it back.
-            recording = asyncio.Task(
-                self._attendance.record(session_id, change, at),
-                loop=asyncio.get_running_loop(),
-                eager_start=True,
-            )
+            # In this task, after the announcement: the record joins its group commit before
+            # the first wait (on inline SQLite with the writer free it commits right here), and
+            # a cancelled caller does not take it back (the group commit writes it anyway).
             try:
-                await asyncio.shield(recording)
+                await self._attendance.record(session_id, change, at)
             except Exception:
                 log.exception("attendance not recorded session=%s", session_id)
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,6 +40,9 @@ class Entry:
     participants: list[SessionParticipant]
     names: dict[str, str]
     last_leave: datetime | None  # the latest end of a stay in its classroom
+    # the summary its joins answer with, as every relation sees it, by (state, classroom open):
+    # rendered once for the joins that share the entry (``views.shared_summary``)
+    views: dict[tuple[str, bool], dict[str, Any]] = field(default_factory=dict, compare=False)
 
     def loaded(self, identity: Identity) -> store.Loaded | None:
         """The session as ``identity`` sees it, None when they may not (a parent's view needs

@@ -25,7 +25,7 @@ from classroom.errors import (
     NotFound,
     Removed,
 )
-from classroom.sessions import entry, model, store
+from classroom.sessions import entry, model, store, views
 from classroom.sessions.base import ServiceBase
 from classroom.sessions.events import SessionEvent
 
@@ -257,14 +257,32 @@ class LifecycleUseCases(ServiceBase):
     def _entry_view(
         self, loaded: store.Loaded, found: entry.Entry | None, now: datetime
     ) -> dict[str, Any]:
+        """The summary a join answers with. The part every relation sees is rendered once per
+        entry (the joins of one session at one moment share it: ``Entry.views``), by what can
+        differ between them: the session's state (a start of the moment) and whether the
+        classroom is open; the viewer's own part (the tutor's notes) is added to a copy."""
         assert found is not None  # a parent never gets this far: _may_enter refuses them
         row = loaded.row
-        deadline = model.logging_deadline(
-            model.ends_at(row.starts_at, row.duration_minutes),
-            max(filter(None, (found.last_leave, row.last_leave_at)), default=None),
-            self._settings.logging_window_hours,
+        settings = self._settings
+        window = model.classroom_window(
+            row.starts_at,
+            row.duration_minutes,
+            settings.classroom_open_before_minutes,
+            settings.classroom_hard_cap_minutes,
         )
-        return self._summary(loaded, found.names, now, deadline)
+        key = (row.state, views.classroom_open(row, window, now))
+        shared = found.views.get(key)
+        if shared is None:
+            deadline = model.logging_deadline(
+                model.ends_at(row.starts_at, row.duration_minutes),
+                max(filter(None, (found.last_leave, row.last_leave_at)), default=None),
+                settings.logging_window_hours,
+            )
+            shared = views.shared_summary(
+                row, loaded.participants, found.names, now, window, deadline
+            )
+            found.views[key] = shared
+        return views.for_relation(dict(shared), row, loaded.relation)
 
     async def _missed_at_entry(
         self, tx: AsyncSession, identity: Identity, session_id: str, now: datetime

@@ -27,16 +27,40 @@ def session_summary(
     window = model.classroom_window(
         row.starts_at, row.duration_minutes, open_before_minutes, hard_cap_minutes
     )
+    view = shared_summary(row, participants, known, now, window, logging_deadline)
+    return for_relation(view, row, relation)
+
+
+def classroom_open(row: SessionRow, window: model.ClassroomWindow, now: datetime) -> bool:
+    return (
+        window.is_open(now)
+        and row.state in (model.State.ACCEPTED, model.State.IN_PROGRESS)
+        and row.classroom_closed_at is None
+    )
+
+
+def for_relation(view: dict[str, Any], row: SessionRow, relation: Relation) -> dict[str, Any]:
+    """``view`` (a ``shared_summary``) with what only some relations see: the tutor's notes."""
+    if relation in ("tutor", "admin"):
+        view["notes"] = row.notes
+    return view
+
+
+def shared_summary(
+    row: SessionRow,
+    participants: Sequence[SessionParticipant],
+    known: dict[str, str],
+    now: datetime,
+    window: model.ClassroomWindow,
+    logging_deadline: datetime,
+) -> dict[str, Any]:
+    """The summary as every relation sees it (``for_relation`` adds the rest)."""
     classroom: dict[str, Any] | None = None
     if row.mode == "online":
         classroom = {
             "opens_at": iso(window.opens_at),
             "closes_at": iso(window.closes_at),
-            "open": (
-                window.is_open(now)
-                and row.state in (model.State.ACCEPTED, model.State.IN_PROGRESS)
-                and row.classroom_closed_at is None
-            ),
+            "open": classroom_open(row, window, now),
         }
     view: dict[str, Any] = {
         "id": row.id,
@@ -78,8 +102,6 @@ def session_summary(
         "classroom": classroom,
         "created_at": iso(row.created_at),
     }
-    if relation in ("tutor", "admin"):
-        view["notes"] = row.notes
     return view
 
 

@@ -366,8 +366,8 @@ class ClassroomNamespace(
 
     async def _push_can_complete(self, session_id: str) -> None:
         tutor_id = self._tutors.get(session_id)
-        if tutor_id is None:
-            return
+        if tutor_id is None or session_id not in self._watchers:
+            return  # no details page of this session here (the start of the hour: none)
         lock = self._pushes.get(session_id)
         if lock is None:
             lock = self._pushes[session_id] = asyncio.Lock()

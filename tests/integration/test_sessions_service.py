@@ -148,6 +148,29 @@ async def test_concurrent_first_entries_start_it_once(world: World, people: Peop
     assert world.events.kinds().count("session.started") == 1
 
 
+async def test_entries_sharing_a_read_each_get_their_own_summary(
+    world: World, people: People
+) -> None:
+    """The entries of one session at one moment share its read and the summary rendered from
+    it: each still answers with a dict of its own, the tutor's with the notes, the student's
+    without, both as the start left the session."""
+    session_id = await world.accepted()
+    world.clock.set(START)
+    tutor, student = await asyncio.wait_for(
+        asyncio.gather(
+            world.service.enter_classroom(people.tutor, session_id),
+            world.service.enter_classroom(people.student, session_id),
+        ),
+        30,
+    )
+    assert tutor["state"] == student["state"] == "in_progress"
+    assert tutor["started_at"] == student["started_at"] == "2030-03-04T17:00:00Z"
+    assert "notes" in tutor and "notes" not in student
+    assert {k: v for k, v in tutor.items() if k != "notes"} == student
+    tutor["topic"] = "changed by one caller"
+    assert student["topic"] != "changed by one caller"
+
+
 async def test_a_storm_of_first_entries_starts_each_session_once_together(
     world: World, db: Database
 ) -> None:
