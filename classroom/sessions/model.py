@@ -10,10 +10,11 @@ does not matter.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
@@ -161,6 +162,14 @@ def overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datet
 
 # -- time windows -------------------------------------------------------------------------------
 def ends_at(starts_at: datetime, duration_minutes: int) -> datetime:
+    return _ends_at(starts_at, starts_at.tzinfo, duration_minutes)
+
+
+# The windows of sessions: the same few start times and lengths over and over (every lesson of
+# the hour, each join of it several times), so computed once each. The zone is part of the key:
+# equal instants in two zones compare equal, and must not come back in the other's zone.
+@functools.lru_cache(maxsize=4096)
+def _ends_at(starts_at: datetime, zone: tzinfo | None, duration_minutes: int) -> datetime:
     return starts_at + timedelta(minutes=duration_minutes)
 
 
@@ -202,6 +211,19 @@ def classroom_window(
 ) -> ClassroomWindow:
     """The classroom opens ``open_before_minutes`` before the start and closes for good
     ``hard_cap_minutes`` after the scheduled end."""
+    return _classroom_window(
+        starts_at, starts_at.tzinfo, duration_minutes, open_before_minutes, hard_cap_minutes
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _classroom_window(
+    starts_at: datetime,
+    zone: tzinfo | None,
+    duration_minutes: int,
+    open_before_minutes: int,
+    hard_cap_minutes: int,
+) -> ClassroomWindow:
     return ClassroomWindow(
         opens_at=starts_at - timedelta(minutes=open_before_minutes),
         closes_at=ends_at(starts_at, duration_minutes) + timedelta(minutes=hard_cap_minutes),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -186,6 +186,23 @@ def test_classroom_window() -> None:
     assert window.is_open(at(-15))
     assert window.is_open(at(89.99))
     assert not window.is_open(at(90))
+
+
+def test_windows_keep_the_zone_of_their_start() -> None:
+    """Windows are computed once per start and length; the same instant given in another zone
+    (equal, and hashing equal) still gets a window in its own zone."""
+    paris = timezone(timedelta(hours=1))
+    here = model.classroom_window(T0, 60, open_before_minutes=15, hard_cap_minutes=30)
+    there = model.classroom_window(
+        T0.astimezone(paris), 60, open_before_minutes=15, hard_cap_minutes=30
+    )
+    assert here == there  # the same instants
+    assert here.opens_at.utcoffset() == timedelta(0)
+    assert there.opens_at.utcoffset() == there.closes_at.utcoffset() == timedelta(hours=1)
+    assert model.ends_at(T0.astimezone(paris), 60).utcoffset() == timedelta(hours=1)
+    assert model.ends_at(T0, 60).utcoffset() == timedelta(0)
+    longer = model.classroom_window(T0, 90, open_before_minutes=15, hard_cap_minutes=30)
+    assert longer.closes_at == at(120)
 
 
 def test_overlap_is_half_open() -> None:
