@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import jwt
+from jwt.algorithms import HMACAlgorithm
 
 from classroom.errors import Unauthenticated
 
@@ -14,6 +15,34 @@ Role = Literal["tutor", "student", "parent", "admin"]
 ROLES: tuple[Role, ...] = ("tutor", "student", "parent", "admin")
 ALGORITHM = "HS256"
 CALENDAR_PURPOSE = "calendar"
+
+
+class _PreparedHMAC(HMACAlgorithm):
+    """HS256 with each secret prepared once. PyJWT prepares the key on every decode and encode:
+    its checks that an HMAC secret is not an asymmetric key or a JWK (a JSON parse and two DER
+    parses) cost a quarter of a decode, on every authenticated connect and request. The checks
+    still run, once per secret; a secret they refuse is refused every time, as before."""
+
+    MAX_SECRETS = 16
+
+    def __init__(self) -> None:
+        super().__init__(HMACAlgorithm.SHA256)
+        self._prepared: dict[bytes, bytes] = {}
+
+    def prepare_key(self, key: str | bytes) -> bytes:
+        raw = key.encode() if isinstance(key, str) else key
+        prepared = self._prepared.get(raw)
+        if prepared is None:
+            prepared = super().prepare_key(key)
+            if len(self._prepared) >= self.MAX_SECRETS:
+                self._prepared.clear()
+            self._prepared[raw] = prepared
+        return prepared
+
+
+# PyJWT's registry (its public API for algorithms): the module-level encode and decode below use it
+jwt.unregister_algorithm(ALGORITHM)
+jwt.register_algorithm(ALGORITHM, _PreparedHMAC())
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 import jwt
 import pytest
+from jwt.algorithms import HMACAlgorithm
 
 from classroom.auth import TokenCodec
 from classroom.errors import Unauthenticated
@@ -62,3 +63,33 @@ def test_none_algorithm_is_refused() -> None:
     )
     with pytest.raises(Unauthenticated):
         codec.decode(token)
+
+
+def test_each_secret_is_prepared_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyJWT's checks of an HMAC secret (not an asymmetric key, not a JWK) run once per secret,
+    not on every decode."""
+    prepared: list[object] = []
+    original = HMACAlgorithm.prepare_key
+
+    def counting(self: HMACAlgorithm, key: str | bytes) -> bytes:
+        prepared.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(HMACAlgorithm, "prepare_key", counting)
+    fresh = TokenCodec("fresh-secret-" + "q" * 32)
+    tokens = [fresh.encode(f"u{i}", "student", f"U{i}") for i in range(3)]
+    assert [fresh.decode(t).user_id for t in tokens] == ["u0", "u1", "u2"]
+    assert prepared == ["fresh-secret-" + "q" * 32]
+    with pytest.raises(Unauthenticated, match="signature"):
+        fresh.decode(codec.encode("u", "tutor", "U"))  # another secret's token
+
+
+PEM = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n"
+
+
+def test_a_secret_pyjwt_refuses_is_refused_every_time() -> None:
+    token = codec.encode("u", "tutor", "U")
+    asymmetric = TokenCodec(PEM)
+    for _ in range(2):
+        with pytest.raises(Unauthenticated, match="not valid"):
+            asymmetric.decode(token)
