@@ -124,7 +124,9 @@ class ClassroomNamespace(
         self._watching: dict[str, set[str]] = {}  # sid -> session ids it watches
         self._watchers: dict[str, set[str]] = {}  # session id -> sids watching it
         self._tutors: dict[str, str] = {}  # session id -> tutor id, learned on join/watch
-        self._caps: dict[str, asyncio.Task[None]] = {}  # session id -> hard-cap timer
+        # session id -> hard-cap timer (a timer per live classroom, not a sleeping task)
+        self._caps: dict[str, asyncio.TimerHandle] = {}
+        self._capping: set[asyncio.Task[None]] = set()  # hard-cap closes under way
         self._leaving: set[asyncio.Task[None]] = set()  # disconnects updating presence
         self._pushes: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.media = media
@@ -395,7 +397,7 @@ class ClassroomNamespace(
     async def classroom_closed(self, session_id: str, reason: str) -> None:
         """Runs on every process (the cluster): each tells and takes out its own sockets."""
         cap = self._caps.pop(session_id, None)
-        if cap is not None and cap is not asyncio.current_task():
+        if cap is not None:
             cap.cancel()
         await self.emit(
             "classroom_closed",
@@ -423,21 +425,21 @@ class ClassroomNamespace(
         if closes_at is None:
             return
         delay = max(0.0, (closes_at - datetime.now(UTC)).total_seconds())
-        self._caps[session_id] = asyncio.create_task(
-            self._close_at_cap(session_id, delay), name=f"cap:{session_id}"
+        self._caps[session_id] = asyncio.get_running_loop().call_later(
+            delay, self._cap_reached, session_id
         )
 
-    async def _close_at_cap(self, session_id: str, delay: float) -> None:
+    def _cap_reached(self, session_id: str) -> None:
+        self._caps.pop(session_id, None)
+        task = asyncio.create_task(self._close_at_cap(session_id), name=f"cap:{session_id}")
+        self._capping.add(task)
+        task.add_done_callback(self._capping.discard)
+
+    async def _close_at_cap(self, session_id: str) -> None:
         try:
-            await asyncio.sleep(delay)
             await self._rooms.close_at_cap(session_id)
-        except asyncio.CancelledError:
-            raise
         except Exception:
             log.exception("hard cap close failed session=%s", session_id)
-        finally:
-            if self._caps.get(session_id) is asyncio.current_task():
-                del self._caps[session_id]
 
     # -- node liveness -------------------------------------------------------------------------
     async def take_new_node_id(self) -> str:
@@ -463,8 +465,10 @@ class ClassroomNamespace(
         disconnects under way finish (bounded) before the stores they need are closed."""
         if self._leaving:
             await asyncio.wait(list(self._leaving), timeout=CLOSE_WAIT_SECONDS)
-        tasks = list(self._caps.values())
+        for timer in self._caps.values():
+            timer.cancel()
         self._caps.clear()
+        tasks = list(self._capping)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
