@@ -125,6 +125,22 @@ REPLACED = {
         "64cf72a2ab7d75b1",
     ),
     "socketio AsyncManager.emit (emit.InlineEmit.emit)": (AsyncManager.emit, "01ccd5b82b4f955e"),
+    "socketio BaseManager.basic_enter_room (emit.InlineEmit.basic_enter_room)": (
+        AsyncManager.basic_enter_room,
+        "3f509586d2d7f47e",
+    ),
+    "socketio BaseManager.get_participants (emit.InlineEmit.get_participants)": (
+        AsyncManager.get_participants,
+        "7d78ad681c95de5b",
+    ),
+    "socketio BaseManager.basic_leave_room (deletes from a room of either kind)": (
+        AsyncManager.basic_leave_room,
+        "e27f3eea06d1c6a6",
+    ),
+    "socketio BaseManager.get_rooms (reads a room of either kind)": (
+        AsyncManager.get_rooms,
+        "56a1017f85af9f91",
+    ),
     "socketio Packet.__init__ (packets.FastPacket)": (packet.Packet.__init__, "5fe2fa797e082c1d"),
     "socketio Packet.encode (packets.FastPacket.encode)": (
         packet.Packet.encode,
