@@ -43,6 +43,7 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self._event_latencies: dict[str, Histogram] = {}
         self.http_latency = Histogram(
             "classroom_http_request_seconds",
             "HTTP request handling time",
@@ -50,6 +51,14 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+
+    def event_latency_of(self, event: str) -> Histogram:
+        """``event_latency`` of one Socket.IO event, its labelled child looked up once (``labels``
+        takes a lock and builds the key on every call; events are the handlers' fixed names)."""
+        child = self._event_latencies.get(event)
+        if child is None:
+            child = self._event_latencies[event] = self.event_latency.labels(event)
+        return child
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

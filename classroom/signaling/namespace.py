@@ -191,7 +191,7 @@ class ClassroomNamespace(
             log.exception("event %s failed sid=%s", event, sid)
             return refusal(InternalError())
         finally:
-            self._metrics.event_latency.labels(event).observe(time.perf_counter() - started)
+            self._metrics.event_latency_of(event).observe(time.perf_counter() - started)
 
     # -- connection ----------------------------------------------------------------------------
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
