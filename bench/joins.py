@@ -36,7 +36,7 @@ from sqlalchemy import event
 from bench.classroom_servers import SECRET, database, seed
 from bench.harness import median, table, write_result
 from classroom.app import ACTIVITY, DB, ROOMS, create_app
-from classroom.auth import Identity
+from classroom.auth import Identity, TokenCodec
 from classroom.config import Settings
 from classroom.logs import configure_logging, stop_logging
 from classroom.rooms.model import Member
@@ -47,13 +47,13 @@ ROUND_TIMEOUT = 120.0  # seconds: a round that takes longer is a failure, not a 
 
 
 def _people(sessions: list[dict[str, str]]) -> list[tuple[Identity, str]]:
-    """Each session's tutor and student, as ``bench.classroom_servers.seed`` made them."""
-    entries = []
-    for i, session in enumerate(sessions):
-        tutor = Identity(session["tutor_id"], "tutor", f"Tutor {i}", f"t{i}@bench.test")
-        student = Identity(session["student_id"], "student", f"Student {i}", f"s{i}@bench.test")
-        entries += [(tutor, session["id"]), (student, session["id"])]
-    return entries
+    """Each session's tutor and student, from the tokens ``bench.classroom_servers.seed`` made."""
+    codec = TokenCodec(SECRET)
+    return [
+        (codec.decode(session[token]), session["id"])
+        for session in sessions
+        for token in ("tutor_token", "student_token")
+    ]
 
 
 async def one_run(args: argparse.Namespace, tmp: Path, index: int, profile: bool) -> dict[str, Any]:
