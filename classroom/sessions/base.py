@@ -136,10 +136,8 @@ class ServiceBase:
         people = [row.tutor_id, row.completed_by or "", row.cancelled_by or ""]
         known = await store.names(tx, people + [p.student_id for p in loaded.participants])
         leaves = await store.last_leaves(tx, [row.id])
-        deadline = model.logging_deadline(
-            model.ends_at(row.starts_at, row.duration_minutes),
-            max(filter(None, (leaves.get(row.id), row.last_leave_at)), default=None),
-            self._settings.logging_window_hours,
+        deadline = store.deadline_after(
+            row, leaves.get(row.id), self._settings.logging_window_hours
         )
         return self._summary(loaded, known, now, deadline)
 

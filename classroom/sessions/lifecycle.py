@@ -273,11 +273,7 @@ class LifecycleUseCases(ServiceBase):
         key = (row.state, views.classroom_open(row, window, now))
         shared = found.views.get(key)
         if shared is None:
-            deadline = model.logging_deadline(
-                model.ends_at(row.starts_at, row.duration_minutes),
-                max(filter(None, (found.last_leave, row.last_leave_at)), default=None),
-                settings.logging_window_hours,
-            )
+            deadline = store.deadline_after(row, found.last_leave, settings.logging_window_hours)
             shared = views.shared_summary(
                 row, loaded.participants, found.names, now, window, deadline
             )

@@ -86,10 +86,8 @@ class QueryUseCases(ServiceBase):
             if relation is None:
                 continue
             loaded = store.Loaded(row, participants[row.id], relation, identity.user_id, children)
-            deadline = model.logging_deadline(
-                model.ends_at(row.starts_at, row.duration_minutes),
-                max(filter(None, (leaves.get(row.id), row.last_leave_at)), default=None),
-                self._settings.logging_window_hours,
+            deadline = store.deadline_after(
+                row, leaves.get(row.id), self._settings.logging_window_hours
             )
             result.append(self._summary(loaded, known, now, deadline))
         return result

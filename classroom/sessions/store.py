@@ -204,9 +204,15 @@ async def last_leaves(tx: AsyncSession, session_ids: Sequence[str]) -> dict[str,
 
 
 def deadline(row: SessionRow, session_stays: Sequence[model.Stay], window_hours: int) -> datetime:
+    return deadline_after(row, last_leave(row, session_stays), window_hours)
+
+
+def deadline_after(row: SessionRow, last_stay_end: datetime | None, window_hours: int) -> datetime:
+    """The logging deadline, given the latest stay end read with the session (``last_leaves``):
+    the later of it and the recorded last leave anchors it when later than the scheduled end."""
     return model.logging_deadline(
         model.ends_at(row.starts_at, row.duration_minutes),
-        last_leave(row, session_stays),
+        max(filter(None, (last_stay_end, row.last_leave_at)), default=None),
         window_hours,
     )
 
