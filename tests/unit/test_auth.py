@@ -1,7 +1,13 @@
+import base64
+import random
+from collections.abc import Callable
+
 import jwt
 import pytest
 from jwt.algorithms import HMACAlgorithm
+from jwt.api_jws import PyJWS
 
+from classroom import auth
 from classroom.auth import TokenCodec
 from classroom.errors import Unauthenticated
 
@@ -93,3 +99,49 @@ def test_a_secret_pyjwt_refuses_is_refused_every_time() -> None:
     for _ in range(2):
         with pytest.raises(Unauthenticated, match="not valid"):
             asymmetric.decode(token)
+
+
+def test_the_segment_check_replaced_is_the_pinned_pyjwts() -> None:
+    assert jwt.__version__ == auth.PINNED_PYJWT, "re-read PyJWS._decode_base64url_segment"
+    assert PyJWS._decode_base64url_segment is auth._decode_segment
+
+
+def _segments() -> list[bytes]:
+    rng = random.Random(7)
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    junk = b"+/=!. \n\x00\xff"
+    found = [b"", b"=", b"==", b"===", b"QQ", b"QQ=", b"QQ==", b"QQ===", b"QR", b"QR==", b"Q"]
+    for raw in (b"", b"a", b"ab", b"abc", b'{"alg":"HS256","typ":"JWT"}', bytes(range(40))):
+        encoded = base64.urlsafe_b64encode(raw)
+        found += [encoded, encoded.rstrip(b"=")]
+    for _ in range(3000):
+        size = rng.randrange(0, 24)
+        pool = alphabet + junk if rng.random() < 0.3 else alphabet
+        body = bytes(rng.choice(pool) for _ in range(size))
+        found.append(body + b"=" * rng.choice((0, 0, 0, 1, 2, 3)))
+    return found
+
+
+def test_the_segment_check_gives_pyjwts_answer_for_every_segment() -> None:
+    """Same decoded bytes, or the same error, as PyJWT's own check."""
+
+    def outcome(check: Callable[[bytes, str], bytes], segment: bytes) -> object:
+        try:
+            return check(segment, "payload")
+        except Exception as exc:  # the type and message of the refusal
+            return (type(exc), str(exc))
+
+    segments = _segments()
+    refused = 0
+    for segment in segments:
+        theirs = outcome(auth.PYJWT_DECODE_SEGMENT, segment)
+        assert outcome(auth._decode_segment, segment) == theirs, segment
+        refused += isinstance(theirs, tuple)
+    assert 0 < refused < len(segments)  # both kinds of answer were compared
+
+
+def test_a_token_with_a_character_outside_the_alphabet_is_refused() -> None:
+    codec = TokenCodec("a-secret-of-thirty-two-bytes-at-least!!")
+    header, payload, signature = codec.encode("u1", "student", "Sam").split(".")
+    with pytest.raises(Unauthenticated, match="Invalid payload padding"):
+        codec.decode(".".join((header, payload[:-1] + "+", signature)))
