@@ -53,6 +53,9 @@ class Slot:
 class Slots:
     def __init__(self) -> None:
         self._slots: list[Slot] = []
+        # A slot given up after an answer (``activate``): the client's map still shows it, so
+        # the next ``reconcile`` asks for an offer even when it changes nothing itself.
+        self._offer_due = False
 
     def __iter__(self) -> Iterator[Slot]:
         return iter(self._slots)
@@ -66,7 +69,7 @@ class Slots:
     def reconcile(self, pc: RTCPeerConnection, wanted: list[Publication]) -> bool:
         """Assign slots to ``wanted``, adding transceivers if needed; True if an offer is due."""
         wanted_set = set(wanted)
-        changed = False
+        changed, self._offer_due = self._offer_due, False
         for existing in self._slots:
             publication = existing.publication
             if publication is not None and (
@@ -106,7 +109,7 @@ class Slots:
                 continue
             if publication.closed or not publication.active:
                 slot.unassign()
-                again = True
+                again = self._offer_due = True
             elif slot.codec is None or not same_codec(slot.codec, publication.codec):
                 log.warning(
                     "media: the client refused the codec of %s's %s track",

@@ -266,3 +266,21 @@ async def test_leaving_while_the_offer_is_answered_leaves_no_socket_open() -> No
     finally:
         await client.close()
         await gateway.close()
+
+
+async def test_a_participant_gone_while_their_offer_is_out_is_taken_off_the_map(
+    classroom: Classroom,
+) -> None:
+    """The student leaves while the tutor's offer carrying them waits for its answer: after the
+    answer the server offers again, and the tutor's map no longer shows the student (a browser
+    would otherwise keep their tile)."""
+    tutor = await classroom.join("tutor")
+    tutor.hold_offers = True
+    await classroom.join("student")
+    await until(lambda: bool(tutor.held), 10, "the offer carrying the student")
+    await classroom.leave("student")
+    answered = tutor.offers_answered
+    tutor.release()
+    await until(lambda: tutor.offers_answered > answered + 1, 10, "an offer after the answer")
+    assert tutor.mapping == {}
+    assert not tutor.answer_errors
