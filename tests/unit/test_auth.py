@@ -104,6 +104,7 @@ def test_a_secret_pyjwt_refuses_is_refused_every_time() -> None:
 def test_the_segment_check_replaced_is_the_pinned_pyjwts() -> None:
     assert jwt.__version__ == auth.PINNED_PYJWT, "re-read PyJWS._decode_base64url_segment"
     assert PyJWS._decode_base64url_segment is auth._decode_segment
+    assert auth.PYJWT_DECODE_SEGMENT is not auth._decode_segment  # PyJWT's own, to compare with
 
 
 def _segments() -> list[bytes]:
