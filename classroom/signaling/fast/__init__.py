@@ -19,9 +19,8 @@ benchmarks pass to ``socketio.AsyncServer`` and ``install()`` what they apply to
   spread over the interval, on 50 ms ticks.
 - ``monitor``: engine.io's client monitor checking sockets in groups on a few ticks a second,
   not one socket per wake-up.
-- ``collector``: ``GcScheduler``: ``gc.freeze()`` after start-up, raised thresholds, young
-  collections held back while the event loop's thread is saturated (done once the burst ends),
-  full collections in quiet moments.
+- ``collector``: ``GcScheduler``: ``gc.freeze()`` after start-up, raised thresholds, full
+  collections in quiet moments.
 
 Some of this replaces private python-engineio / python-socketio / aiohttp code read in the pinned
 versions (below, and ``inbox.PINNED_AIOHTTP``); ``tests/unit/test_signaling_fast_pins.py`` fails
