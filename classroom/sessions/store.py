@@ -185,10 +185,13 @@ async def stays(tx: AsyncSession, session_id: str) -> list[model.Stay]:
 
 def last_leave(row: SessionRow, session_stays: Sequence[model.Stay]) -> datetime | None:
     """The classroom's last leave: the latest stay end, or the recorded last leave."""
-    candidates = [s.left_at for s in session_stays if s.left_at is not None]
-    if row.last_leave_at is not None:
-        candidates.append(row.last_leave_at)
-    return max(candidates, default=None)
+    ends = [s.left_at for s in session_stays if s.left_at is not None]
+    return last_leave_after(row, max(ends, default=None))
+
+
+def last_leave_after(row: SessionRow, last_stay_end: datetime | None) -> datetime | None:
+    """The later of the latest stay end (read with the session) and the recorded last leave."""
+    return max(filter(None, (last_stay_end, row.last_leave_at)), default=None)
 
 
 async def last_leaves(tx: AsyncSession, session_ids: Sequence[str]) -> dict[str, datetime]:
@@ -204,16 +207,18 @@ async def last_leaves(tx: AsyncSession, session_ids: Sequence[str]) -> dict[str,
 
 
 def deadline(row: SessionRow, session_stays: Sequence[model.Stay], window_hours: int) -> datetime:
-    return deadline_after(row, last_leave(row, session_stays), window_hours)
+    return _deadline(row, last_leave(row, session_stays), window_hours)
 
 
 def deadline_after(row: SessionRow, last_stay_end: datetime | None, window_hours: int) -> datetime:
-    """The logging deadline, given the latest stay end read with the session (``last_leaves``):
-    the later of it and the recorded last leave anchors it when later than the scheduled end."""
+    """The logging deadline, given the latest stay end read with the session (``last_leaves``)."""
+    return _deadline(row, last_leave_after(row, last_stay_end), window_hours)
+
+
+def _deadline(row: SessionRow, last: datetime | None, window_hours: int) -> datetime:
+    """The last leave anchors the deadline when later than the scheduled end."""
     return model.logging_deadline(
-        model.ends_at(row.starts_at, row.duration_minutes),
-        max(filter(None, (last_stay_end, row.last_leave_at)), default=None),
-        window_hours,
+        model.ends_at(row.starts_at, row.duration_minutes), last, window_hours
     )
 
 
