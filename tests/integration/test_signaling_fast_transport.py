@@ -228,17 +228,28 @@ async def test_a_silent_client_is_cut_off_without_waiting_for_its_close_frame(
         await lost.wait()
 
 
+# engine.io's writer task (plain, and fast-deflate, which keeps it) gives up after interval +
+# timeout without a packet to send, and the reason is then "transport close"; its monitor checks
+# a lone socket every `timeout` from the connect (the fast path's: every 0.25 s). With PING the two
+# fall together, 0.8 s after the connect. Here the ping leaves at 0.6 s, the monitor finds its pong
+# late at 1.2 s (the fast path's by 1.25 s), the writer would give up at 1.6 s.
+TALKING_PING = (0.6, 0.4)
+
+
+@pytest.mark.parametrize("name", SERVERS)
 async def test_a_client_that_talks_but_never_answers_pings_is_closed(
-    server: TestServer, http: aiohttp.ClientSession
+    aiohttp_server: Any, http: aiohttp.ClientSession, name: str
 ) -> None:
     # never silent, and nothing is sent to it but pings: engine.io's client monitor (the fast
     # path's checks it in groups) finds the late pong and closes the socket
+    app = build(*SERVERS[name], ping=TALKING_PING)
+    server: TestServer = await aiohttp_server(app, host="127.0.0.1")
     raw = await connect(server, http)
 
     async def chatter() -> None:
         while True:  # load, not synchronisation: events without an ack id, no pongs
             await raw.ws.send_str('42/echo,["double",1]')
-            await asyncio.sleep(PING[0] / 4)
+            await asyncio.sleep(TALKING_PING[0] / 4)
 
     talking = asyncio.create_task(chatter())
     try:
