@@ -2,8 +2,11 @@
 
 At the start of the hour every tutor and student of hundreds of lessons presses *Join* within
 seconds. Each join needs the session, its students, their names and the classroom's last leave;
-``load_entries`` reads those for every session asked for at the same time with four statements
-(``classroom.db.batch.BatchLoader`` groups the callers), instead of four statements per join.
+``load_entries`` reads those for every session asked for at the same time with two statements
+built once (``classroom.db.batch.BatchLoader`` groups the callers): the sessions with the names of
+their tutor, completer and canceller and their last stay's end, then their students with names.
+A statement costs SQLAlchemy about 0.3 ms of CPU before a row is read, and the reads of the start
+of the hour are many small batches.
 The first entry of each accepted session starts it: ``start_sessions`` starts every session
 whose first entry waits at the same time with one conditional update, in the transaction the
 attendance records of the moment share (``Database.groups``); the entries of the sessions it
@@ -18,18 +21,42 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from classroom.auth import Identity
 from classroom.db.engine import Database, insert_later
+from classroom.db.tables import Attendance, SessionParticipant, SessionTransition, User, table
 from classroom.db.tables import Session as SessionRow
-from classroom.db.tables import SessionParticipant, SessionTransition, table
 from classroom.sessions import model, store
 from classroom.sessions.events import SessionEvent, SessionEvents
 
 log = logging.getLogger("classroom.sessions")
 _TRANSITIONS = table(SessionTransition)
+
+_Tutor, _Completer, _Canceller, _Student = (aliased(User) for _ in range(4))
+_LAST_STAY_END = (
+    select(func.max(Attendance.left_at))
+    .where(Attendance.session_id == SessionRow.id)
+    .correlate(SessionRow)
+    .scalar_subquery()
+)
+# the sessions, the names of the people named on them, their last stay's end (store.last_leaves)
+_SESSIONS = (
+    select(SessionRow, _LAST_STAY_END, _Tutor.name, _Completer.name, _Canceller.name)
+    .outerjoin(_Tutor, _Tutor.id == SessionRow.tutor_id)
+    .outerjoin(_Completer, _Completer.id == SessionRow.completed_by)
+    .outerjoin(_Canceller, _Canceller.id == SessionRow.cancelled_by)
+    .where(SessionRow.id.in_(bindparam("ids", expanding=True)))
+)
+# their students with their names (store.participants_of and store.names)
+_PARTICIPANTS = (
+    select(SessionParticipant, _Student.name)
+    .outerjoin(_Student, _Student.id == SessionParticipant.student_id)
+    .where(SessionParticipant.session_id.in_(bindparam("ids", expanding=True)))
+    .order_by(SessionParticipant.student_id)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,21 +97,27 @@ async def load_entries(db: Database, session_ids: Sequence[str]) -> dict[str, En
     if not ids:
         return {}
     async with db.reader() as tx:
-        rows = list((await tx.execute(select(SessionRow).where(SessionRow.id.in_(ids)))).scalars())
-        found = [row.id for row in rows]
-        participants = await store.participants_of(tx, found)
-        people = {p.student_id for ps in participants.values() for p in ps}
-        for row in rows:
-            people |= {row.tutor_id, row.completed_by or "", row.cancelled_by or ""}
-        names = await store.names(tx, people)
-        leaves = await store.last_leaves(tx, found)
+        rows = (await tx.execute(_SESSIONS, {"ids": ids})).all()
+        participants: dict[str, list[SessionParticipant]] = {row.id: [] for row, *_ in rows}
+        students: dict[str, str] = {}
+        if participants:
+            found = list(participants)
+            for p, name in await tx.execute(_PARTICIPANTS, {"ids": found}):
+                participants[p.session_id].append(p)
+                if name is not None:
+                    students[p.student_id] = name
     entries = {}
-    for row in rows:
+    for row, last_stay_end, tutor, completer, canceller in rows:
         mine = participants[row.id]
-        ids_here = {row.tutor_id, row.completed_by, row.cancelled_by}
-        ids_here |= {p.student_id for p in mine}
-        known = {u: names[u] for u in ids_here if u is not None and u in names}
-        entries[row.id] = Entry(row, mine, known, leaves.get(row.id))
+        known = {p.student_id: students[p.student_id] for p in mine if p.student_id in students}
+        for user_id, name in (
+            (row.tutor_id, tutor),
+            (row.completed_by, completer),
+            (row.cancelled_by, canceller),
+        ):
+            if user_id is not None and name is not None:
+                known[user_id] = name
+        entries[row.id] = Entry(row, mine, known, last_stay_end)
     return entries
 
 
