@@ -6,7 +6,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +14,14 @@ from classroom.auth import Identity
 from classroom.db.batch import BatchLoader
 from classroom.db.engine import Database
 from classroom.db.tables import ParentLink, User, utcnow
+
+# built once: building a statement per read cost about a third of a small batch's read
+_USERS = select(User.id, User.role, User.name, User.email).where(
+    User.id.in_(bindparam("ids", expanding=True))
+)
+_LINKS = select(ParentLink.parent_id, ParentLink.student_id).where(
+    ParentLink.parent_id.in_(bindparam("ids", expanding=True))
+)
 
 
 class _Stored(NamedTuple):
@@ -59,18 +67,12 @@ class UserDirectory:
     async def _load(self, user_ids: Sequence[str]) -> dict[str, _Stored]:
         """What the users table (and the parent links) say of these users."""
         async with self._db.reader() as tx:
-            rows = await tx.execute(
-                select(User.id, User.role, User.name, User.email).where(User.id.in_(user_ids))
-            )
+            rows = await tx.execute(_USERS, {"ids": list(user_ids)})
             users = {user_id: (role, name, email) for user_id, role, name, email in rows}
             parents = [u for u, (role, _, _) in users.items() if role == "parent"]
             links: dict[str, set[str]] = {u: set() for u in parents}
             if parents:
-                found = await tx.execute(
-                    select(ParentLink.parent_id, ParentLink.student_id).where(
-                        ParentLink.parent_id.in_(parents)
-                    )
-                )
+                found = await tx.execute(_LINKS, {"ids": parents})
                 for parent_id, student_id in found:
                     links[parent_id].add(student_id)
         return {
