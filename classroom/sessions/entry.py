@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from classroom.auth import Identity
 from classroom.db.engine import Database, insert_later
-from classroom.db.tables import Attendance, SessionParticipant, SessionTransition, User, table
 from classroom.db.tables import Session as SessionRow
+from classroom.db.tables import SessionParticipant, SessionTransition, User, table
 from classroom.sessions import model, store
 from classroom.sessions.events import SessionEvent, SessionEvents
 
@@ -36,15 +36,9 @@ log = logging.getLogger("classroom.sessions")
 _TRANSITIONS = table(SessionTransition)
 
 _Tutor, _Completer, _Canceller, _Student = (aliased(User) for _ in range(4))
-_LAST_STAY_END = (
-    select(func.max(Attendance.left_at))
-    .where(Attendance.session_id == SessionRow.id)
-    .correlate(SessionRow)
-    .scalar_subquery()
-)
-# the sessions, the names of the people named on them, their last stay's end (store.last_leaves)
+# the sessions, the names of the people named on them, their last stay's end
 _SESSIONS = (
-    select(SessionRow, _LAST_STAY_END, _Tutor.name, _Completer.name, _Canceller.name)
+    select(SessionRow, store.LAST_STAY_END, _Tutor.name, _Completer.name, _Canceller.name)
     .outerjoin(_Tutor, _Tutor.id == SessionRow.tutor_id)
     .outerjoin(_Completer, _Completer.id == SessionRow.completed_by)
     .outerjoin(_Canceller, _Canceller.id == SessionRow.cancelled_by)

@@ -194,14 +194,21 @@ def last_leave_after(row: SessionRow, last_stay_end: datetime | None) -> datetim
     return max(filter(None, (last_stay_end, row.last_leave_at)), default=None)
 
 
+# The latest stay end of a session's classroom, as a column of a statement on the sessions.
+LAST_STAY_END = (
+    select(func.max(Attendance.left_at))
+    .where(Attendance.session_id == SessionRow.id)
+    .correlate(SessionRow)
+    .scalar_subquery()
+)
+
+
 async def last_leaves(tx: AsyncSession, session_ids: Sequence[str]) -> dict[str, datetime]:
     """The latest stay end of each session's classroom (sessions never entered are absent)."""
     if not session_ids:
         return {}
     rows = await tx.execute(
-        select(Attendance.session_id, func.max(Attendance.left_at))
-        .where(Attendance.session_id.in_(list(session_ids)))
-        .group_by(Attendance.session_id)
+        select(SessionRow.id, LAST_STAY_END).where(SessionRow.id.in_(list(session_ids)))
     )
     return {sid: at for sid, at in rows if at is not None}
 
